@@ -1,0 +1,1 @@
+"""The pure, I/O-free decision core: routing, admission, flow stepping, schedules."""

@@ -1,0 +1,1 @@
+"""Demo and test drivers that place real SIP traffic with SIPp."""

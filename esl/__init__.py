@@ -1,0 +1,1 @@
+"""FreeSWITCH side: ESL protocol, connection and the per-call controller."""
