@@ -72,7 +72,12 @@ def up(
 ) -> None:
     """Start Redis, rtpengine, Kamailio (KEMI) and the control API; return once all are healthy."""
     chosen: dict[str, object] = {"state_dir": state_dir, "redis_persistence": redis_persistence}
-    ports = {"sip_port": sip_port, "ng_port": ng_port, "redis_port": redis_port, "api_port": api_port}
+    ports = {
+        "sip_port": sip_port,
+        "ng_port": ng_port,
+        "redis_port": redis_port,
+        "api_port": api_port,
+    }
     for name, port in ports.items():
         if port is not None:
             chosen[name] = port
@@ -103,7 +108,8 @@ def up(
 
 def _validation_message(exc: ValidationError) -> str:
     return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+        for err in exc.errors()
     )
 
 

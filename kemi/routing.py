@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import KSR  # type: ignore[import-not-found]  # provided by app_python3 inside Kamailio
+import KSR  # provided by app_python3 inside Kamailio
 
 from control.settings import Settings
 
@@ -96,7 +96,7 @@ class Router:
         if KSR.tmx.t_precheck_trans() > 0:
             KSR.tm.t_check_trans()
             return True
-        return KSR.tm.t_check_trans() == 0
+        return bool(KSR.tm.t_check_trans() == 0)
 
     def no_route(self) -> None:
         """Initial requests with no decision yet: refuse, without relaying (never an open relay)."""

@@ -6,7 +6,8 @@ from typing import Any
 
 import structlog
 from flask import Flask, Response, json
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 PROBLEM_TYPE_BASE = "https://sipio.dev/problems/"
 log = structlog.get_logger("sipio.api")
@@ -28,10 +29,10 @@ def install(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
-        return problem(status, exc.name, exc.description)
+        return problem(status, HTTP_STATUS_CODES.get(status, "Error"), exc.description)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         # Logged with its traceback for operators; the caller only learns that it failed.
         log.exception("unhandled error", error_type=type(exc).__name__)
-        return problem(500, InternalServerError.name, "The server could not complete the request.")
+        return problem(500, HTTP_STATUS_CODES[500], "The server could not complete the request.")

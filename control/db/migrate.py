@@ -34,7 +34,8 @@ def upgrade(db_url: str, revision: str = "head") -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:
-        reason = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
+        orig = getattr(exc, "orig", None)
+        reason = str(orig) if orig is not None else str(exc)
         first_line = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
         raise MigrationError(f"cannot migrate {redacted(db_url)}: {first_line}") from None
     finally:

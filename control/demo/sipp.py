@@ -77,16 +77,27 @@ def run(
     with tempfile.TemporaryDirectory(prefix="sipio-sipp-") as work:
         trace = Path(work) / "messages.log"
         argv = [
-            binary, target,
-            "-sf", str(scenario_file),
-            "-m", str(calls),
-            "-i", local_ip,
-            "-p", str(local_port),
-            "-t", transport,
+            binary,
+            target,
+            "-sf",
+            str(scenario_file),
+            "-m",
+            str(calls),
+            "-i",
+            local_ip,
+            "-p",
+            str(local_port),
+            "-t",
+            transport,
             "-nostdin",
-            "-timeout", f"{max(1, int(timeout))}s",
-            "-trace_msg", "-message_file", str(trace),
-            "-trace_err", "-error_file", str(Path(work) / "errors.log"),
+            "-timeout",
+            f"{max(1, int(timeout))}s",
+            "-trace_msg",
+            "-message_file",
+            str(trace),
+            "-trace_err",
+            "-error_file",
+            str(Path(work) / "errors.log"),
         ]
         if rate is not None:
             argv += ["-r", str(rate)]

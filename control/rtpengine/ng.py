@@ -5,6 +5,9 @@ duplicates datagrams, so a request is retransmitted with the *same* cookie (rtpe
 replies per cookie and answers a retransmission without repeating the command) and replies whose
 cookie is not ours are dropped (late answers to an earlier request).
 
+Replies are decoded leniently (bencode.py): rtpengine writes dictionary keys in insertion
+order, not the sorted order strict decoders such as bencode2 insist on.
+
 The client is blocking and tiny on purpose: a Kamailio worker calls it inline with short
 timeouts, and asyncio services run it in a thread executor.
 """
@@ -17,7 +20,7 @@ import socket
 import time
 from typing import Any
 
-import bencode2
+import bencode
 
 NgValue = Any
 
@@ -67,7 +70,8 @@ def _bytes(value: NgValue) -> NgValue:
 
 
 def encode(cookie: str, message: dict[str, NgValue]) -> bytes:
-    return cookie.encode("ascii") + b" " + bencode2.bencode(_bytes(message))
+    payload: bytes = bencode.bencode(_bytes(message))
+    return cookie.encode("ascii") + b" " + payload
 
 
 def decode(datagram: bytes) -> tuple[str, dict[str, NgValue]]:
@@ -76,8 +80,8 @@ def decode(datagram: bytes) -> tuple[str, dict[str, NgValue]]:
     if not sep or not cookie:
         raise NgProtocolError("reply has no cookie")
     try:
-        body = bencode2.bdecode(payload)
-    except Exception as exc:  # bencode2 raises its own and ValueError variants
+        body = bencode.bdecode(payload)
+    except Exception as exc:  # BencodeDecodeError, and ValueError/IndexError on truncation
         raise NgProtocolError(f"reply is not bencoded: {exc}") from None
     if not isinstance(body, dict):
         raise NgProtocolError("reply is not a dictionary")
@@ -131,7 +135,7 @@ class NgClient:
         return [self.timeout * (2**i) / total for i in range(self.attempts)]
 
     def command(self, command: str, **params: NgValue) -> dict[str, NgValue]:
-        """Send one ng command and return the reply dictionary (``result`` is ``ok`` or ``pong``)."""
+        """Send one ng command; return the reply (``result`` is ``ok``, ``pong`` or ``warning``)."""
         message = {key.replace("_", "-"): value for key, value in params.items()}
         message["command"] = command
         cookie = f"{self._prefix}_{next(self._seq)}"

@@ -87,12 +87,18 @@ class RedisServer(Component):
         data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             _binary("redis-server", "redis-server"),
-            "--bind", s.redis_host,
-            "--port", str(s.redis_port),
-            "--dir", str(data_dir),
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-            "--logfile", "",
+            "--bind",
+            s.redis_host,
+            "--port",
+            str(s.redis_port),
+            "--dir",
+            str(data_dir),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            "",
         ]
         if s.redis_persistence:
             argv += ["--appendonly", "yes", "--save", "3600 1 300 100 60 10000"]
@@ -177,13 +183,18 @@ class Kamailio(Component):
         s = self.settings
         return [
             _binary("kamailio", "kamailio"),
-            "-f", str(self.cfg_path),
+            "-f",
+            str(self.cfg_path),
             "-DD",  # stay in the foreground as the leader of its workers
             "-E",  # log to stderr, i.e. the component log
-            "-Y", str(s.run_dir),
-            "-P", str(s.run_dir / "kamailio.pid"),
-            "-m", "128",
-            "-M", "16",
+            "-Y",
+            str(s.run_dir),
+            "-P",
+            str(s.run_dir / "kamailio.pid"),
+            "-m",
+            "128",
+            "-M",
+            "16",
         ]
 
     def env(self) -> dict[str, str]:
@@ -194,9 +205,7 @@ class Kamailio(Component):
 
     def check(self) -> Health:
         try:
-            uptime = KamailioRpc(self.settings.kamailio_rpc_socket, timeout=1.0).call(
-                "core.uptime"
-            )
+            uptime = KamailioRpc(self.settings.kamailio_rpc_socket, timeout=1.0).call("core.uptime")
         except KamailioRpcError as exc:
             return Health(False, str(exc))
         seconds = uptime.get("uptime") if isinstance(uptime, dict) else None
@@ -213,13 +222,21 @@ class ControlApi(Component):
     def argv(self) -> list[str]:
         s = self.settings
         return [
-            sys.executable, "-m", "gunicorn",
-            "--bind", f"{s.api_host}:{s.api_port}",
-            "--workers", str(s.api_workers),
-            "--pid", str(s.run_dir / "api.pid"),
-            "--access-logfile", "-",
-            "--error-logfile", "-",
-            "--graceful-timeout", "5",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{s.api_host}:{s.api_port}",
+            "--workers",
+            str(s.api_workers),
+            "--pid",
+            str(s.run_dir / "api.pid"),
+            "--access-logfile",
+            "-",
+            "--error-logfile",
+            "-",
+            "--graceful-timeout",
+            "5",
             "control.api.wsgi:app",
         ]
 

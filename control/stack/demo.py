@@ -21,9 +21,9 @@ def run_demo(settings: Settings) -> Iterator[str]:
     statuses = supervisor.status(settings.state_dir)
     unhealthy = [s.name for s in statuses if not s.ok]
     if not statuses or unhealthy:
+        missing = ", ".join(unhealthy) or "not started"
         raise DemoError(
-            f"stack in {settings.state_dir} is not healthy ({', '.join(unhealthy) or 'not started'});"
-            " run `sipio up` first"
+            f"stack in {settings.state_dir} is not healthy ({missing}); run `sipio up` first"
         )
     yield f"stack in {settings.state_dir}: {len(statuses)} components healthy"
 

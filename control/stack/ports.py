@@ -2,35 +2,47 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 
 _taken: set[int] = set()  # handed out by this process: never give the same port twice
 
 
-def _bindable(host: str, port: int, kinds: tuple[int, ...]) -> bool:
+def _bind_error(host: str, port: int, kinds: tuple[int, ...]) -> int | None:
+    """errno of the first failing bind, None when every transport could bind."""
     sockets = []
     try:
         for kind in kinds:
             sock = socket.socket(socket.AF_INET, kind)
             sockets.append(sock)
             sock.bind((host, port))
-        return True
-    except OSError:
-        return False
+        return None
+    except OSError as exc:
+        return exc.errno or -1
     finally:
         for sock in sockets:
             sock.close()
 
 
+def _bindable(host: str, port: int, kinds: tuple[int, ...]) -> bool:
+    return _bind_error(host, port, kinds) is None
+
+
 def in_use(host: str, port: int, *, udp: bool, tcp: bool) -> bool:
-    kinds = tuple(k for k, wanted in ((socket.SOCK_DGRAM, udp), (socket.SOCK_STREAM, tcp)) if wanted)
-    return not _bindable(host, port, kinds)
+    """True only when another socket holds the port; other bind errors (an address that is
+    not local, say) are left for the component to report in its own words."""
+    kinds = tuple(
+        k for k, wanted in ((socket.SOCK_DGRAM, udp), (socket.SOCK_STREAM, tcp)) if wanted
+    )
+    return _bind_error(host, port, kinds) == errno.EADDRINUSE
 
 
 def free_port(host: str = "127.0.0.1", *, udp: bool = True, tcp: bool = True) -> int:
     """A port free for the asked transports at once (SIP needs the same UDP and TCP port)."""
-    kinds = tuple(k for k, wanted in ((socket.SOCK_DGRAM, udp), (socket.SOCK_STREAM, tcp)) if wanted)
+    kinds = tuple(
+        k for k, wanted in ((socket.SOCK_DGRAM, udp), (socket.SOCK_STREAM, tcp)) if wanted
+    )
     for _ in range(200):
         probe = socket.socket(socket.AF_INET, kinds[0])
         probe.bind((host, 0))
@@ -42,7 +54,9 @@ def free_port(host: str = "127.0.0.1", *, udp: bool = True, tcp: bool = True) ->
     raise RuntimeError(f"no free port on {host}")
 
 
-def free_udp_range(size: int, host: str = "127.0.0.1", low: int = 20000, high: int = 32000) -> range:
+def free_udp_range(
+    size: int, host: str = "127.0.0.1", low: int = 20000, high: int = 32000
+) -> range:
     """A run of UDP ports below the kernel's ephemeral range, all free right now."""
     for _ in range(200):
         start = random.randrange(low, high - size, 2)

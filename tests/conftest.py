@@ -1,0 +1,64 @@
+"""Fixtures that start real components on free loopback ports, once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from control.settings import Settings
+from control.stack import supervisor
+from control.stack.ports import free_port, free_udp_range
+from tests.harness.postgres import PostgresServer
+
+
+def free_settings(state_dir: Path, **overrides: object) -> Settings:
+    """Settings for a stack on free ports under ``state_dir``."""
+    rtp = free_udp_range(100)
+    values: dict[str, object] = {
+        "state_dir": state_dir,
+        "sip_port": free_port(),
+        "ng_port": free_port(tcp=False),
+        "redis_port": free_port(udp=False),
+        "api_port": free_port(udp=False),
+        "rtp_port_min": rtp.start,
+        "rtp_port_max": rtp.stop - 1,
+        "kamailio_children": 2,
+        "api_workers": 1,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A whole stack (Redis, rtpengine, Kamailio + KEMI, API) shared by the session."""
+    settings = free_settings(tmp_path_factory.mktemp("stack"))
+    supervisor.up(settings)
+    try:
+        yield settings
+    finally:
+        supervisor.down(settings.state_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sipio_bin() -> str:
+    """The console script of the venv running the tests."""
+    import sys
+
+    candidate = Path(sys.executable).parent / "sipio"
+    found = str(candidate) if candidate.exists() else shutil.which("sipio")
+    assert found, "sipio console script not installed (pip install -e .)"
+    return found
