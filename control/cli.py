@@ -209,3 +209,27 @@ def demo(state_dir: Path) -> None:
     except DemoError as exc:
         click.echo(f"demo failed: {exc}", err=True)
         sys.exit(1)
+
+
+@main.group()
+def admin() -> None:
+    """Platform administration."""
+
+
+@admin.command("bootstrap")
+@state_dir_option
+@click.option("--db-url", envvar="SIPIO_DB_URL", help="Defaults to the stack's configured DB.")
+@click.option("--name", default="Platform", show_default=True, help="Root account name.")
+@click.option("--new-key", is_flag=True, help="Root exists: mint another all-scope key.")
+def admin_bootstrap(state_dir: Path, db_url: str | None, name: str, new_key: bool) -> None:
+    """Create the platform root account and print its first API key (shown once)."""
+    from control.api.bootstrap import AlreadyBootstrapped, bootstrap
+
+    url = db_url or _stack_settings(state_dir).db_url
+    try:
+        upgrade(url)
+        account_id, key = bootstrap(url, name=name, new_key=new_key)
+    except (MigrationError, AlreadyBootstrapped) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"platform account: {account_id}")
+    click.echo(f"api key (shown once, store it now): {key}")

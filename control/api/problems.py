@@ -6,10 +6,13 @@ from typing import Any
 
 import structlog
 from flask import Flask, Response, json
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-PROBLEM_TYPE_BASE = "https://sipio.dev/problems/"
+from control.api.errors import ApiProblem
+
+PROBLEM_TYPE_BASE = "urn:sipio:problem:"
 log = structlog.get_logger("sipio.api")
 
 
@@ -26,6 +29,21 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
 
 
 def install(app: Flask) -> None:
+    @app.errorhandler(ApiProblem)
+    def _api(exc: ApiProblem) -> Response:
+        response = problem(exc.status, exc.title, exc.detail, **exc.extra)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="sipio", ApiKey header="x-api-key"'
+        return response
+
+    @app.errorhandler(ValidationError)
+    def _invalid(exc: ValidationError) -> Response:
+        errors = [
+            {"loc": ["body", *(str(p) for p in err["loc"])], "msg": err["msg"], "type": err["type"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        return problem(422, "Unprocessable Content", "invalid request body", errors=errors)
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
