@@ -83,6 +83,8 @@ def list_flows() -> Response:
         query = query.where(m.CallFlow.id > after)
     if name := request.args.get("name"):
         query = query.where(m.CallFlow.name == name)
+    if "account_id" in request.args:
+        query = query.where(m.CallFlow.account_id == request.args["account_id"])
     rows = list(g.db.scalars(query))
     return jsonify(
         items=[flow_dict(g.db, r) for r in rows],
