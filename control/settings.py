@@ -34,6 +34,15 @@ class Settings(BaseModel):
     api_port: int = Field(8080, ge=1, le=65535)
     api_workers: int = Field(2, ge=1, le=64)
     kamailio_children: int = Field(4, ge=1, le=64)
+    # FreeSWITCH nodes that answer flow/queue/voicemail/conference targets (dispatcher set 1),
+    # as SIP URIs, e.g. "sip:127.0.0.1:5080".
+    media_nodes: list[str] = Field(default_factory=list)
+    # Seconds between OPTIONS health probes of the media nodes; 0 turns probing off.
+    media_ping_interval: int = Field(5, ge=0, le=3600)
+    # Digest algorithm of the challenges Kamailio sends: "MD5" (every phone) or "SHA-256".
+    digest_algorithm: str = Field("MD5", pattern="^(MD5|SHA-256)$")
+    # Seconds a Kamailio worker may serve a config version before re-checking it.
+    config_check_sec: float = Field(1.0, gt=0, le=60)
     db_url: str = ""  # empty: SQLite file in the state directory
 
     @field_validator("state_dir")
@@ -74,6 +83,10 @@ class Settings(BaseModel):
     @property
     def kamailio_rpc_socket(self) -> Path:
         return self.run_dir / "kamailio_rpc.sock"
+
+    @property
+    def dispatcher_list(self) -> Path:
+        return self.state_dir / "dispatcher.list"
 
     @property
     def redis_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 from control.settings import Settings
@@ -20,9 +21,21 @@ def render(settings: Settings) -> str:
         "rpc_socket": str(settings.kamailio_rpc_socket),
         "run_dir": str(settings.run_dir),
         "kemi_entry": str(ENTRY_SCRIPT.resolve()),
+        "digest_algorithm": settings.digest_algorithm,
+        "dispatcher_list": str(settings.dispatcher_list),
+        "media_ping_interval": str(settings.media_ping_interval),
+        # Key of the From/To restore data uac puts in Record-Route; new for each start.
+        "uac_restore_secret": secrets.token_hex(8),
     }
 
     def substitute(match: re.Match[str]) -> str:
         return values[match.group(1)]  # KeyError: a placeholder the renderer does not know
 
     return _PLACEHOLDER.sub(substitute, TEMPLATE.read_text())
+
+
+def render_dispatcher(settings: Settings) -> str:
+    """dispatcher.list: set 1 holds the media nodes (may be empty)."""
+    lines = ["# setid destination flags priority attributes"]
+    lines += [f"1 {uri} 0 0" for uri in settings.media_nodes]
+    return "\n".join(lines) + "\n"

@@ -1,29 +1,50 @@
 """SIP request handling inside Kamailio, one small method per concern.
 
 The object is created in Kamailio's main process and copied into every worker by ``fork``:
-anything holding a socket (Redis, rtpengine, DB) must be created lazily in the worker, never in
+anything holding a socket (config DB, Redis) is created lazily in the worker, never in
 ``__init__`` or ``mod_init``, or all workers would share one connection.
 
-Return convention of app_python3: a method returns 1 to Kamailio; helpers return ``True`` when
-they finished the request (reply sent or relayed) and the caller must stop.
+Return convention of app_python3: a ``ksr_*`` method returns 1 to Kamailio; helpers return
+``True`` when they finished the request (reply sent or relayed) and the caller must stop.
+Decisions come from ``control.core.routing``; this module only reads SIP and executes.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import KSR  # provided by app_python3 inside Kamailio
 
+from control.core.routing import resolve as core
+from control.core.routing.directives import (
+    Directive,
+    Media,
+    Outbound,
+    Reject,
+    Ring,
+    Step,
+    to_json,
+)
+from control.core.routing.model import Device, Snapshot
 from control.settings import Settings
+from kemi.config_cache import ConfigCache
+from kemi.events import EventSink
+from kemi.plan import load_plan, save_plan
 
 SCANNER_AGENTS = ("friendly-scanner", "sipcli", "sipvicious", "sip-scan", "VaxSIPUserAgent")
 MAX_HOPS = 10
+PRIVATE_HEADERS = "^X-Sipio-"  # context for the media engine; never accepted from or sent out
+BUSY_CODES = (486, 600, 603)
 
 
 class Router:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rank: int | None = None
+        self.config = ConfigCache(settings.db_url, settings.config_check_sec)
+        self.events = EventSink(settings.redis_url)
 
     @classmethod
     def from_env(cls) -> Router:
@@ -36,20 +57,31 @@ class Router:
 
     # -- request_route --------------------------------------------------------------------------
     def ksr_request_route(self, msg: Any) -> int:
+        try:
+            self.request()
+        finally:
+            self.flush_events()
+        return 1
+
+    def request(self) -> None:
         if self.reqinit():
-            return 1
+            return
         self.natdetect()
         if KSR.is_CANCEL():
             if KSR.tm.t_check_trans() > 0:
                 self.relay()
-            return 1
+            return
         if self.withindlg():
-            return 1
+            return
         if self.retransmission():
-            return 1
+            return
         KSR.hdr.remove("Route")
-        self.no_route()
-        return 1
+        if KSR.is_REGISTER():
+            self.registrar()
+        elif KSR.is_INVITE():
+            self.invite()
+        else:
+            self.no_route()
 
     def reqinit(self) -> bool:
         """Drop scanners, enforce Max-Forwards, answer keepalives, refuse malformed requests."""
@@ -66,6 +98,7 @@ class Router:
         if KSR.sanity.sanity_check(17895, 7) < 0:
             KSR.err(f"malformed SIP message from {KSR.pv.getvs('$si', '?')}\n")
             return True
+        KSR.textops.remove_hf_re(PRIVATE_HEADERS)  # callers cannot forge platform context
         return False
 
     def natdetect(self) -> None:
@@ -99,17 +132,247 @@ class Router:
         return bool(KSR.tm.t_check_trans() == 0)
 
     def no_route(self) -> None:
-        """Initial requests with no decision yet: refuse, without relaying (never an open relay)."""
+        """Initial requests with no decision: refuse, without relaying (never an open relay)."""
         KSR.sl.sl_send_reply(404, "Not Found")
 
-    def relay(self) -> None:
-        if KSR.tm.t_relay() < 0:
+    # -- registration ---------------------------------------------------------------------------
+    def authenticate(self, snap: Snapshot, realm: str) -> Device | None:
+        """Digest against the device's stored HA1. Challenges or refuses when it returns None."""
+        if realm not in snap.domains:
+            KSR.sl.sl_send_reply(403, "Forbidden")
+            self.trace("auth", outcome="unknown_realm", realm=realm)
+            return None
+        if KSR.pv.is_null("$au"):
+            KSR.auth.auth_challenge(realm, 1)
+            return None
+        username = KSR.pv.getvs("$au", "")
+        device = snap.devices.get((username, realm))
+        if device is None:
+            KSR.auth.auth_challenge(realm, 1)
+            self.trace("auth", outcome="unknown_device", user=username, realm=realm)
+            return None
+        algorithm = KSR.pv.getvs("$aa", "MD5").upper()
+        ha1 = device.ha1_sha256 if algorithm == "SHA-256" else device.ha1
+        # KEMI passes values, not PV names. flags 1: the secret is an HA1;
+        # checks 1: the To (REGISTER) or From user must be the authenticated user.
+        code = KSR.auth.pv_auth_check(realm, ha1, 1, 1)
+        if code < 0:
+            KSR.auth.auth_challenge(realm, 1)  # wrong credentials: challenge again
+            self.trace("auth", outcome=f"failed({code})", user=username, realm=realm)
+            return None
+        account = snap.accounts.get(device.account_id)
+        user = snap.users.get(device.user_id)
+        if (
+            device.status != "active"
+            or account is None
+            or account.status != "active"
+            or (user is None or user.status != "active")
+        ):
+            KSR.sl.sl_send_reply(403, "Forbidden")
+            self.trace("auth", outcome="disabled", device_id=device.id)
+            return None
+        return device
+
+    def registrar(self) -> None:
+        snap = self.config.get()
+        device = self.authenticate(snap, KSR.pv.getvs("$td", "").lower())
+        if device is None:
+            return
+        if KSR.registrar.save("location", 0) < 0:
+            KSR.sl.sl_reply_error()
+            return
+        expires = KSR.pv.getvs("$hdr(Expires)", "")
+        contact = KSR.pv.getvs("$ct", "")
+        gone = contact.strip() == "*" or expires == "0" or ";expires=0" in contact.replace(" ", "")
+        self.trace(
+            "unregister" if gone else "register",
+            account_id=device.account_id,
+            user_id=device.user_id,
+            device_id=device.id,
+            aor=device.aor,
+            source=KSR.pv.getvs("$si", ""),
+        )
+
+    # -- calls ----------------------------------------------------------------------------------
+    def invite(self) -> None:
+        snap = self.config.get()
+        call = core.Call(
+            call_id=KSR.pv.getvs("$ci", ""),
+            dialled=KSR.pv.getvs("$rU", ""),
+            caller=KSR.pv.getvs("$fU", ""),
+            caller_name=KSR.pv.getvs("$fn", "").strip('"') or None,
+            now=datetime.now(UTC),
+            rotate=self.rotate,
+        )
+        trunk = snap.trunk_for_source(KSR.pv.getvs("$si", ""))
+        if trunk is not None:
+            directive = core.from_trunk(snap, trunk, call)
+            origin = {"trunk_id": trunk.id}
+        else:
+            device = self.authenticate(snap, KSR.pv.getvs("$fd", "").lower())
+            if device is None:
+                return
+            KSR.auth.consume_credentials()
+            directive = core.from_device(snap, device, call)
+            origin = {"device_id": device.id}
+        self.trace("route", decision=to_json(directive), **origin)
+        KSR.rr.record_route()
+        self.execute(snap, call, directive, in_failure=False)
+
+    @staticmethod
+    def rotate(key: str) -> int:
+        return int(KSR.htable.sht_inc("rr", key))
+
+    def execute(
+        self, snap: Snapshot, call: core.Call, directive: Directive, in_failure: bool
+    ) -> None:
+        if isinstance(directive, Reject):
+            self.reply(directive.code, directive.reason, in_failure)
+        elif isinstance(directive, Ring):
+            self.ring(snap, call, directive, 0, in_failure)
+        elif isinstance(directive, Outbound):
+            self.outbound(directive, in_failure)
+        elif isinstance(directive, Media):
+            self.media(directive, in_failure)
+
+    def reply(self, code: int, reason: str, in_failure: bool) -> None:
+        if in_failure:
+            KSR.tm.t_reply(code, reason)
+        else:
+            KSR.sl.sl_send_reply(code, reason)
+
+    def ring(
+        self, snap: Snapshot, call: core.Call, ring: Ring, start: int, in_failure: bool
+    ) -> None:
+        """Fork to the registered contacts of the first step that has any; serial steps and the
+        no-answer fallback continue in the failure route."""
+        for index in range(start, len(ring.steps)):
+            if self.load_contacts(ring.steps[index]):
+                self.stamp_caller_id(ring)
+                save_plan(ring, index)
+                KSR.tm.t_set_fr(ring.steps[index].timeout_sec * 1000, 0)
+                KSR.tm.t_on_failure("ksr_failure_ring")
+                self.relay(in_failure)
+                return
+        self.trace("unreachable", target=ring.target.id)
+        ctx = self.context(snap, call, ring.account_id, ring.caller_id)
+        if ctx is None:
+            self.reply(480, "Temporarily Unavailable", in_failure)
+            return
+        fallback = core.fallback(ctx, ring, busy=False)
+        self.trace("fallback", reason="unreachable", decision=to_json(fallback))
+        self.execute(snap, call, fallback, in_failure)
+
+    @staticmethod
+    def load_contacts(step: Step) -> bool:
+        """Put every registered contact of the step's devices in the destination set."""
+        found = False
+        for leg in step.legs:
+            if not found:
+                found = KSR.registrar.lookup_uri("location", leg.aor) > 0
+            else:
+                KSR.registrar.lookup_to_dset("location", leg.aor)
+        return found
+
+    def stamp_caller_id(self, ring: Ring) -> None:
+        if ring.caller_id is None or not ring.caller_id.number:
+            return
+        KSR.hdr.remove("P-Asserted-Identity")
+        name = (ring.caller_id.name or "").replace('"', "")
+        domain = KSR.pv.getvs("$fd", "")
+        KSR.hdr.append(f'P-Asserted-Identity: "{name}" <sip:{ring.caller_id.number}@{domain}>\r\n')
+
+    def outbound(self, out: Outbound, in_failure: bool) -> None:
+        KSR.setdsturi(f"sip:{out.proxy};transport={out.transport}")
+        KSR.pv.sets("$rU", out.number)
+        KSR.pv.sets("$rd", out.proxy.split(":")[0])
+        if out.caller_id and out.caller_id.number:
+            host = out.proxy.split(":")[0]
+            name = (out.caller_id.name or "").replace('"', "")
+            KSR.hdr.remove("P-Asserted-Identity")
+            KSR.hdr.append(f"P-Asserted-Identity: <sip:{out.caller_id.number}@{host}>\r\n")
+            if not in_failure:
+                KSR.uac.uac_replace_from(
+                    f'"{name}"' if name else "", f"sip:{out.caller_id.number}@{host}"
+                )
+        self.relay(in_failure)
+
+    def media(self, media: Media, in_failure: bool) -> None:
+        if KSR.dispatcher.ds_select_dst(1, 4) < 0:
+            self.trace("media_unavailable", target=media.target.id)
+            self.reply(503, "Service Unavailable", in_failure)
+            return
+        KSR.hdr.append(f"X-Sipio-Account: {media.account_id}\r\n")
+        KSR.hdr.append(f"X-Sipio-Target: {media.target.kind.value}:{media.target.id}\r\n")
+        if media.variables:
+            KSR.hdr.append(
+                f"X-Sipio-Vars: {json.dumps(media.variables, separators=(',', ':'))}\r\n"
+            )
+        self.relay(in_failure)
+
+    def relay(self, in_failure: bool = False) -> None:
+        if KSR.tm.t_relay() < 0 and not in_failure:
             KSR.sl.sl_reply_error()
 
-    # -- other routes ---------------------------------------------------------------------------
+    def context(
+        self, snap: Snapshot, call: core.Call, account_id: str, caller_id: Any
+    ) -> core.Context | None:
+        account = snap.accounts.get(account_id)
+        return None if account is None else core.Context(snap, account, call, caller_id)
+
+    # -- failure and reply routes ---------------------------------------------------------------
+    def ksr_failure_ring(self, msg: Any) -> int:
+        try:
+            self.failure_ring()
+        finally:
+            self.flush_events()
+        return 1
+
+    def failure_ring(self) -> None:
+        if KSR.tm.t_is_canceled() > 0:
+            return
+        loaded = load_plan()
+        if loaded is None:
+            return
+        ring, index = loaded
+        code = int(KSR.pv.getvs("$T_reply_code", "0") or 0)
+        busy = code in BUSY_CODES
+        snap = self.config.get()
+        call = core.Call(
+            call_id=KSR.pv.getvs("$ci", ""), dialled=KSR.pv.getvs("$rU", ""),
+            caller=KSR.pv.getvs("$fU", ""), caller_name=None, now=datetime.now(UTC),
+            rotate=self.rotate,
+        )  # fmt: skip
+        if not busy and index + 1 < len(ring.steps):
+            KSR.tm.t_drop_replies()  # the next step's answer decides, not this failure
+            self.ring(snap, call, ring, index + 1, in_failure=True)
+            return
+        ctx = self.context(snap, call, ring.account_id, ring.caller_id)
+        if ctx is None:
+            return
+        fallback = core.fallback(ctx, ring, busy=busy)
+        self.trace("fallback", reason="busy" if busy else f"no_answer({code})",
+                   decision=to_json(fallback))  # fmt: skip
+        if isinstance(fallback, Reject):
+            KSR.tm.t_reply(fallback.code, fallback.reason)
+            return
+        KSR.tm.t_drop_replies()
+        self.execute(snap, call, fallback, in_failure=True)
+
     def ksr_reply_route(self, msg: Any) -> int:
+        KSR.textops.remove_hf_re(PRIVATE_HEADERS)
         return 1
 
     def ksr_onsend_route(self, msg: Any) -> int:
         """Required by app_python3 once tm relays: Kamailio calls it for every outgoing request."""
         return 1
+
+    # -- tracing --------------------------------------------------------------------------------
+    def trace(self, kind: str, **data: Any) -> None:
+        event = self.events.add(kind, KSR.pv.getvs("$ci", ""), **data)
+        KSR.info(f"sipio {json.dumps(event, default=str, separators=(',', ':'))}\n")
+
+    def flush_events(self) -> None:
+        error = self.events.flush()
+        if error:
+            KSR.warn(f"sipio events not written to Redis: {error}\n")

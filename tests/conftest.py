@@ -27,6 +27,7 @@ def free_settings(state_dir: Path, **overrides: object) -> Settings:
         "rtp_port_max": rtp.stop - 1,
         "kamailio_children": 2,
         "api_workers": 1,
+        "config_check_sec": 0.2,
     }
     values.update(overrides)
     return Settings.model_validate(values)
@@ -35,7 +36,12 @@ def free_settings(state_dir: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A whole stack (Redis, rtpengine, Kamailio + KEMI, API) shared by the session."""
-    settings = free_settings(tmp_path_factory.mktemp("stack"))
+    media_port = free_port()
+    settings = free_settings(
+        tmp_path_factory.mktemp("stack"),
+        media_nodes=[f"sip:127.0.0.1:{media_port}"],
+        media_ping_interval=0,  # the SIPp media node answers INVITEs only
+    )
     supervisor.up(settings)
     try:
         yield settings

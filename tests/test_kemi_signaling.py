@@ -37,7 +37,7 @@ def test_exhausted_max_forwards_gets_483(stack: Settings) -> None:
 def test_unrouted_invite_is_refused_not_relayed(stack: Settings) -> None:
     result = sipp.run(SCENARIOS / "invite_unrouted.xml", target(stack))
     assert result.ok, result.output
-    assert "SIP/2.0 404 Not Found" in result.messages
+    assert "SIP/2.0 403 Forbidden" in result.messages
 
 
 def test_malformed_sip_neither_answers_nor_kills_a_worker(stack: Settings) -> None:

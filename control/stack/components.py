@@ -168,7 +168,7 @@ class Kamailio(Component):
         return self.settings.state_dir / "kamailio.cfg"
 
     def prepare(self) -> None:
-        from kemi.cfg import render  # the launcher renders the KEMI adapter's template
+        from kemi.cfg import render, render_dispatcher  # the KEMI adapter's templates
 
         if sys.base_prefix != "/usr" or sys.version_info[:2] != (3, 11):
             raise StartError(
@@ -178,6 +178,7 @@ class Kamailio(Component):
             )
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.cfg_path.write_text(render(self.settings))
+        self.settings.dispatcher_list.write_text(render_dispatcher(self.settings))
 
     def argv(self) -> list[str]:
         s = self.settings

@@ -1,0 +1,47 @@
+"""Decision events of one worker to Redis (stream ``sipio:events``), one pipelined write per
+request. Redis trouble never blocks a call: short timeouts, and the event is logged instead."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+STREAM = "sipio:events"
+MAXLEN = 1_000_000
+
+
+class EventSink:
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._client: redis.Redis | None = None  # per worker, after fork
+        self.pending: list[dict[str, Any]] = []
+
+    def _redis(self) -> redis.Redis:
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=0.2, socket_connect_timeout=0.2
+            )
+        return self._client
+
+    def add(self, kind: str, call_id: str, **data: Any) -> dict[str, Any]:
+        event = {"type": kind, "call_id": call_id, "ts": int(time.time() * 1000), **data}
+        self.pending.append(event)
+        return event
+
+    def flush(self) -> str | None:
+        """Write what was added; returns an error text instead of raising."""
+        if not self.pending:
+            return None
+        events, self.pending = self.pending, []
+        try:
+            pipe = self._redis().pipeline(transaction=False)
+            for event in events:
+                pipe.xadd(STREAM, {"e": json.dumps(event, default=str)}, maxlen=MAXLEN,
+                          approximate=True)  # fmt: skip
+            pipe.execute()
+        except redis.RedisError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
