@@ -344,7 +344,7 @@ class Router:
             rotate=self.rotate,
         )  # fmt: skip
         if not busy and index + 1 < len(ring.steps):
-            KSR.tm.t_drop_replies()  # the next step's answer decides, not this failure
+            KSR.tm.t_drop_replies("a")  # the next step's answer decides, not this failure
             self.ring(snap, call, ring, index + 1, in_failure=True)
             return
         ctx = self.context(snap, call, ring.account_id, ring.caller_id)
@@ -356,7 +356,7 @@ class Router:
         if isinstance(fallback, Reject):
             KSR.tm.t_reply(fallback.code, fallback.reason)
             return
-        KSR.tm.t_drop_replies()
+        KSR.tm.t_drop_replies("a")
         self.execute(snap, call, fallback, in_failure=True)
 
     def ksr_reply_route(self, msg: Any) -> int:

@@ -64,3 +64,107 @@ def test_call_forks_to_every_device_of_the_user(stack: Settings, acme: Tenant) -
     assert rang.ok, rang.output  # got the INVITE, then the CANCEL when the desk answered
     assert first_request_line(rang.messages) is not None
     assert any("Bob" in v and "<sip:1002@" in v for v in header(answered.messages, "P-Asserted-Identity"))
+
+
+def registered(stack: Settings, t: Tenant, user: dict[str, object], index: int = 0) -> Phone:
+    device = user["devices"][index]  # type: ignore[index]
+    p = phone(t, device, device["password"])
+    result = p.register(proxy(stack))
+    assert result.ok, result.output
+    return p
+
+
+def caller_of(stack: Settings, t: Tenant, username: str) -> Phone:
+    user = t.user_with_devices(username)
+    settle(stack)
+    return registered(stack, t, user)
+
+
+def test_sequential_strategy_rings_in_ring_order(stack: Settings, acme: Tenant) -> None:
+    callee = acme.user_with_devices("1101", devices=2, ring_strategy="sequential", ring_timeout_sec=2)
+    caller = caller_of(stack, acme, "1102")
+    first, second = registered(stack, acme, callee, 0), registered(stack, acme, callee, 1)
+    ringing, answering = first.ring(), second.answer()
+    started = time.monotonic()
+    result = caller.call(proxy(stack), "1101")
+    rang, answered = ringing.wait(), answering.wait()
+    assert result.ok, result.output
+    assert rang.ok and answered.ok, rang.output + answered.output
+    # ring_order 0 rang alone for its ring_timeout_sec before ring_order 1 got the call.
+    assert time.monotonic() - started >= 2.0
+
+
+def test_dnd_goes_to_fwd_busy(stack: Settings, acme: Tenant) -> None:
+    target = acme.user_with_devices("1201")
+    acme.user_with_devices(
+        "1202", dnd=1, fwd_busy_kind="user", fwd_busy_id=target["id"]
+    )
+    caller = caller_of(stack, acme, "1203")
+    answering = registered(stack, acme, target).answer()
+    result = caller.call(proxy(stack), "1202")
+    assert result.ok, result.output
+    assert answering.wait().ok
+
+
+def test_forward_always_skips_the_user(stack: Settings, acme: Tenant) -> None:
+    target = acme.user_with_devices("1301")
+    forwarded = acme.user_with_devices("1302", fwd_always_kind="user", fwd_always_id=target["id"])
+    caller = caller_of(stack, acme, "1303")
+    never = registered(stack, acme, forwarded).ring(timeout=6)
+    answering = registered(stack, acme, target).answer()
+    result = caller.call(proxy(stack), "1302")
+    assert result.ok, result.output
+    assert answering.wait().ok
+    assert first_request_line(never.stop().messages) is None  # nothing rang
+
+
+def test_no_answer_goes_to_fwd_noanswer(stack: Settings, acme: Tenant) -> None:
+    target = acme.user_with_devices("1401")
+    slow = acme.user_with_devices(
+        "1402", ring_timeout_sec=2, fwd_noanswer_kind="user", fwd_noanswer_id=target["id"]
+    )
+    caller = caller_of(stack, acme, "1403")
+    ringing = registered(stack, acme, slow).ring()
+    answering = registered(stack, acme, target).answer()
+    result = caller.call(proxy(stack), "1402")
+    assert result.ok, result.output
+    assert ringing.wait().ok and answering.wait().ok
+
+
+def test_dnd_without_fallback_is_busy(stack: Settings, acme: Tenant) -> None:
+    acme.user_with_devices("1501", dnd=1)
+    caller = caller_of(stack, acme, "1502")
+    result = caller.call(proxy(stack), "1501", scenario="uac_call_refused.xml")
+    assert result.ok, result.output
+    assert "SIP/2.0 486 Busy Here" in result.messages
+
+
+def test_extension_to_ring_group_rings_members(stack: Settings, acme: Tenant) -> None:
+    a = acme.user_with_devices("1601")
+    b = acme.user_with_devices("1602")
+    group = acme.make("ring_groups", {"name": "front desk", "strategy": "ring_all"})
+    for member in (a, b):
+        acme.make("ring_group_members", {"ring_group_id": group["id"], "user_id": member["id"]})
+    acme.make("extensions", {"digits": "600", "dest_kind": "ring_group", "dest_id": group["id"]})
+    caller = caller_of(stack, acme, "1603")
+    answering, ringing = registered(stack, acme, a).answer(), registered(stack, acme, b).ring()
+    result = caller.call(proxy(stack), "600")
+    assert result.ok, result.output
+    assert answering.wait().ok and ringing.wait().ok
+
+
+def test_unknown_extension_is_404(stack: Settings, acme: Tenant) -> None:
+    caller = caller_of(stack, acme, "1701")
+    result = caller.call(proxy(stack), "999", scenario="uac_call_refused.xml")
+    assert result.ok, result.output
+    assert "SIP/2.0 404 Not Found" in result.messages
+
+
+def test_disabled_device_cannot_register(stack: Settings, acme: Tenant, prov: Provisioner) -> None:
+    user = acme.user_with_devices("1801")
+    device = user["devices"][0]
+    prov.patch("sip_devices", device["id"], {"status": "disabled"})
+    settle(stack)
+    result = phone(acme, device, device["password"]).register(proxy(stack))
+    assert not result.ok
+    assert "SIP/2.0 403 Forbidden" in result.messages
