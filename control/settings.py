@@ -39,6 +39,9 @@ class Settings(BaseModel):
     media_nodes: list[str] = Field(default_factory=list)
     # Seconds between OPTIONS health probes of the media nodes; 0 turns probing off.
     media_ping_interval: int = Field(5, ge=0, le=3600)
+    # Final timeout of non-INVITE transactions (BYE, OPTIONS probes): a media node that does
+    # not answer its probe is out of rotation after about this long.
+    sip_transaction_timeout_ms: int = Field(8000, ge=500, le=32000)
     # Digest algorithm of the challenges Kamailio sends: "MD5" (every phone) or "SHA-256".
     digest_algorithm: str = Field("MD5", pattern="^(MD5|SHA-256)$")
     # Seconds a Kamailio worker may serve a config version before re-checking it.

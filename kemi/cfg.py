@@ -24,6 +24,7 @@ def render(settings: Settings) -> str:
         "digest_algorithm": settings.digest_algorithm,
         "dispatcher_list": str(settings.dispatcher_list),
         "media_ping_interval": str(settings.media_ping_interval),
+        "fr_timer": str(settings.sip_transaction_timeout_ms),
         # Key of the From/To restore data uac puts in Record-Route; new for each start.
         "uac_restore_secret": secrets.token_hex(8),
     }

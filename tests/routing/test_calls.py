@@ -63,7 +63,9 @@ def test_call_forks_to_every_device_of_the_user(stack: Settings, acme: Tenant) -
     assert answered.ok, answered.output
     assert rang.ok, rang.output  # got the INVITE, then the CANCEL when the desk answered
     assert first_request_line(rang.messages) is not None
-    assert any("Bob" in v and "<sip:1002@" in v for v in header(answered.messages, "P-Asserted-Identity"))
+    assert any(
+        "Bob" in v and "<sip:1002@" in v for v in header(answered.messages, "P-Asserted-Identity")
+    )
 
 
 def registered(stack: Settings, t: Tenant, user: dict[str, object], index: int = 0) -> Phone:
@@ -81,7 +83,9 @@ def caller_of(stack: Settings, t: Tenant, username: str) -> Phone:
 
 
 def test_sequential_strategy_rings_in_ring_order(stack: Settings, acme: Tenant) -> None:
-    callee = acme.user_with_devices("1101", devices=2, ring_strategy="sequential", ring_timeout_sec=2)
+    callee = acme.user_with_devices(
+        "1101", devices=2, ring_strategy="sequential", ring_timeout_sec=2
+    )
     caller = caller_of(stack, acme, "1102")
     first, second = registered(stack, acme, callee, 0), registered(stack, acme, callee, 1)
     ringing, answering = first.ring(), second.answer()
@@ -96,9 +100,7 @@ def test_sequential_strategy_rings_in_ring_order(stack: Settings, acme: Tenant) 
 
 def test_dnd_goes_to_fwd_busy(stack: Settings, acme: Tenant) -> None:
     target = acme.user_with_devices("1201")
-    acme.user_with_devices(
-        "1202", dnd=1, fwd_busy_kind="user", fwd_busy_id=target["id"]
-    )
+    acme.user_with_devices("1202", dnd=1, fwd_busy_kind="user", fwd_busy_id=target["id"])
     caller = caller_of(stack, acme, "1203")
     answering = registered(stack, acme, target).answer()
     result = caller.call(proxy(stack), "1202")

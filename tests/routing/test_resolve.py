@@ -20,7 +20,9 @@ def target(kind: str, id_: str | None = None) -> RouteTarget:
     return RouteTarget(DestKind(kind), id_)
 
 
-def device(id_: str, user: str, account: str = "acc_a", auth: str | None = None, **kw: object) -> m.Device:
+def device(
+    id_: str, user: str, account: str = "acc_a", auth: str | None = None, **kw: object
+) -> m.Device:
     return m.Device(id_, account, user, auth or id_, f"{account}.example", "h", "h", "h", **kw)  # type: ignore[arg-type]
 
 
@@ -76,20 +78,38 @@ def snapshot(**overrides: object) -> m.Snapshot:
         "dids": {
             "4930100": m.Did("did_1", "acc_a", "4930100", target("user", "us_1")),
             "4930101": m.Did("did_2", "acc_a", "4930101", None),
-            "4930102": m.Did("did_3", "acc_a", "4930102", target("flow", "flow_1"), allow_anonymous=0),
+            "4930102": m.Did(
+                "did_3", "acc_a", "4930102", target("flow", "flow_1"), allow_anonymous=0
+            ),
             "4930103": m.Did("did_4", "acc_a", "4930103", target("user", "us_3")),
         },
         "trunks": {
             "tr_out": m.Trunk("tr_out", "acc_a", "out", "127.0.0.3:5060", cid_number="4930999"),
-            "tr_in": m.Trunk("tr_in", "acc_plat", "carrier", None, direction="inbound",
-                             inbound_ips=("10.0.0.0/24",)),
+            "tr_in": m.Trunk(
+                "tr_in",
+                "acc_plat",
+                "carrier",
+                None,
+                direction="inbound",
+                inbound_ips=("10.0.0.0/24",),
+            ),
         },  # fmt: skip
         "ring_groups": {
-            "rg_1": m.RingGroup("rg_1", "acc_a", "ring_all", 20,
-                                (m.RingMember("us_1", None), m.RingMember("us_2", None, delay_sec=5)),
-                                exit=target("voicemail", "vm_1")),
-            "rg_rr": m.RingGroup("rg_rr", "acc_a", "round_robin", 30,
-                                 (m.RingMember("us_1", None, 0), m.RingMember("us_2", None, 1))),
+            "rg_1": m.RingGroup(
+                "rg_1",
+                "acc_a",
+                "ring_all",
+                20,
+                (m.RingMember("us_1", None), m.RingMember("us_2", None, delay_sec=5)),
+                exit=target("voicemail", "vm_1"),
+            ),
+            "rg_rr": m.RingGroup(
+                "rg_rr",
+                "acc_a",
+                "round_robin",
+                30,
+                (m.RingMember("us_1", None, 0), m.RingMember("us_2", None, 1)),
+            ),
         },  # fmt: skip
         "schedules": {"sch_closed": closed},
         "media_targets": frozenset({("voicemail", "vm_1"), ("flow", "flow_1")}),
@@ -140,7 +160,10 @@ def test_ring_group_all_with_delays_and_exit() -> None:
     d = from_device(SNAP, SNAP.devices_by_id["dev_2"], call("10"))
     assert isinstance(d, Ring)
     assert len(d.steps) == 1
-    assert {(leg.device_id, leg.delay_sec) for leg in d.steps[0].legs} >= {("dev_2", 5), ("dev_1b", 0)}
+    assert {(leg.device_id, leg.delay_sec) for leg in d.steps[0].legs} >= {
+        ("dev_2", 5),
+        ("dev_1b", 0),
+    }
     assert d.no_answer == d.busy == target("voicemail", "vm_1")
     assert d.overall_sec == 20
 

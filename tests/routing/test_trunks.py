@@ -69,10 +69,24 @@ def test_did_to_ring_group(stack: Settings, carrier: str, globex: Tenant) -> Non
     assert answering.wait().ok and ringing.wait().ok
 
 
-def test_closed_did_lands_on_its_closed_target(stack: Settings, carrier: str, globex: Tenant) -> None:
+def test_closed_did_lands_on_its_closed_target(
+    stack: Settings, carrier: str, globex: Tenant
+) -> None:
     day_user, night_user = globex.user_with_devices("2201"), globex.user_with_devices("2202")
-    never_open = globex.make("time_schedules", {"name": "always closed", "rules": [
-        {"kind": "date_range", "start_date": "2000-01-01", "end_date": "2999-12-31", "is_closed": 1}]})
+    never_open = globex.make(
+        "time_schedules",
+        {
+            "name": "always closed",
+            "rules": [
+                {
+                    "kind": "date_range",
+                    "start_date": "2000-01-01",
+                    "end_date": "2999-12-31",
+                    "is_closed": 1,
+                }
+            ],
+        },
+    )
     globex.make("dids", {
         "e164": "4930111003", "dest_kind": "user", "dest_id": day_user["id"],
         "schedule_id": never_open["id"], "closed_dest_kind": "user", "closed_dest_id": night_user["id"],
@@ -92,7 +106,9 @@ def test_outbound_call_reaches_the_trunk_with_the_right_caller_id(
     port = free_port()
     globex.make("sip_trunks", {"name": "byoc", "proxy": f"{PBX_IP}:{port}", "direction": "outbound",
                                "cid_number": "4930555000"})  # fmt: skip
-    user = globex.user_with_devices("2301", out_cid_number="4930123456", out_cid_name="Globex Sales")
+    user = globex.user_with_devices(
+        "2301", out_cid_number="4930123456", out_cid_name="Globex Sales"
+    )
     settle(stack)
     trunk = sipp.start(sipp.scenario("uas_answer.xml"), None, local_ip=PBX_IP, local_port=port)
     caller = registered(stack, globex, user)
@@ -119,7 +135,9 @@ def test_media_targets_go_to_a_media_node_with_context(
     settle(stack)
     node = stack.media_nodes[0].removeprefix("sip:")
     host, port = node.rsplit(":", 1)
-    freeswitch = sipp.start(sipp.scenario("uas_answer.xml"), None, local_ip=host, local_port=int(port))
+    freeswitch = sipp.start(
+        sipp.scenario("uas_answer.xml"), None, local_ip=host, local_port=int(port)
+    )
     # A forged context header from outside must not survive.
     result = trunk_call(proxy(stack), CARRIER_IP, "4917012345", "4930111004", "carrier.example")
     received = freeswitch.wait()
