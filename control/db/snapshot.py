@@ -45,10 +45,22 @@ def load(engine: Engine) -> mdl.Snapshot:
 
 
 _MODELS: tuple[type[Any], ...] = (
-    m.Account, m.SipDomain, m.SipDevice, m.SipUser, m.Extension, m.Did, m.SipTrunk,
-    m.RingGroup, m.RingGroupMember, m.ForwardTarget, m.TimeSchedule, m.Queue,
-    m.CallFlow, m.VoicemailBox, m.Conference,
-)  # fmt: skip
+    m.Account,
+    m.SipDomain,
+    m.SipDevice,
+    m.SipUser,
+    m.Extension,
+    m.Did,
+    m.SipTrunk,
+    m.RingGroup,
+    m.RingGroupMember,
+    m.ForwardTarget,
+    m.TimeSchedule,
+    m.Queue,
+    m.CallFlow,
+    m.VoicemailBox,
+    m.Conference,
+)
 
 
 def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
@@ -81,7 +93,7 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
             d.ring_specific,
             d.is_webrtc,
             d.transport,
-        )  # fmt: skip
+        )
         for d in rows[m.SipDevice]
     ]
     by_user: dict[str, list[mdl.Device]] = defaultdict(list)
@@ -103,7 +115,7 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
             u.voicemail_id,
             u.out_cid_number,
             u.out_cid_name,
-        )  # fmt: skip
+        )
         for u in rows[m.SipUser]
     ]
     extensions = [
@@ -114,7 +126,7 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
             RouteTarget.of(e.dest_kind, e.dest_id, e.dest_xform),
             e.status,
             _hours(e),
-        )  # fmt: skip
+        )
         for e in rows[m.Extension]
     ]
     members: dict[str, list[mdl.RingMember]] = defaultdict(list)
@@ -160,7 +172,7 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
                 d.status,
                 d.allow_anonymous,
                 _hours(d),
-            )  # fmt: skip
+            )
             for d in rows[m.Did]
         },
         trunks={
@@ -174,7 +186,7 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
                 t.status,
                 t.cid_number,
                 tuple(t.inbound_ips or ()),
-            )  # fmt: skip
+            )
             for t in rows[m.SipTrunk]
         },
         ring_groups={
@@ -186,7 +198,7 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
                 tuple(members[g.id]),
                 _pair(g.exit_dest_kind, g.exit_dest_id),
                 _hours(g),
-            )  # fmt: skip
+            )
             for g in rows[m.RingGroup]
         },
         forwards={
