@@ -23,8 +23,12 @@ class Phone:
             sipp.scenario("register.xml"),
             proxy,
             local_ip=self.ip,
-            keys={"user": self.user, "domain": self.domain, "contact_port": self.port,
-                  "expires": expires},  # fmt: skip
+            keys={
+                "user": self.user,
+                "domain": self.domain,
+                "contact_port": self.port,
+                "expires": expires,
+            },
             auth=(self.user, self.password),
             timeout=10,
         )

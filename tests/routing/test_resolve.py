@@ -93,7 +93,7 @@ def snapshot(**overrides: object) -> m.Snapshot:
                 direction="inbound",
                 inbound_ips=("10.0.0.0/24",),
             ),
-        },  # fmt: skip
+        },
         "ring_groups": {
             "rg_1": m.RingGroup(
                 "rg_1",
@@ -110,7 +110,7 @@ def snapshot(**overrides: object) -> m.Snapshot:
                 30,
                 (m.RingMember("us_1", None, 0), m.RingMember("us_2", None, 1)),
             ),
-        },  # fmt: skip
+        },
         "schedules": {"sch_closed": closed},
         "media_targets": frozenset({("voicemail", "vm_1"), ("flow", "flow_1")}),
     }
