@@ -31,7 +31,10 @@ def test_running_api_is_healthy(stack: Settings) -> None:
 
 
 def test_unknown_path_is_a_problem_document(stack: Settings) -> None:
-    status, content_type, body = get(f"{stack.api_url}/v1/no-such-thing")
+    # Under /v1 the credential is checked first (401); elsewhere an unknown path is a 404.
+    status, content_type, _ = get(f"{stack.api_url}/v1/no-such-thing")
+    assert (status, content_type) == (401, "application/problem+json")
+    status, content_type, body = get(f"{stack.api_url}/no-such-thing")
     assert status == 404
     assert content_type == "application/problem+json"
     assert body["status"] == 404
