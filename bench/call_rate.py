@@ -1,0 +1,167 @@
+"""REGISTERs and calls per second through the KEMI routing, beside a native kamailio.cfg.
+
+Both Kamailio instances get the same users, the same SIPp load and the same worker count:
+digest REGISTER of every user, then authenticated INVITE -> 200 -> ACK -> BYE calls between
+registered users. Printed per config: completed/s, failures and Kamailio CPU per operation
+(all processes of its group), plus the ratio KEMI / native.
+
+    python -m bench.call_rate [--tenants 100] [--registers 2000] [--calls 1000] [--rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.options_rate import _failed_calls, group_cpu_seconds
+from control.core.digest import digest_hashes
+from control.demo import sipp
+from control.settings import Settings
+from control.stack import supervisor
+from control.stack.components import CLEAN_PATH
+from control.stack.ports import free_port, free_udp_range
+from control.stack.process import ProcessRecord, spawn, stop
+from tests.harness.provision import Provisioner
+
+HERE = Path(__file__).parent
+PASSWORD = "bench-password-1"
+CALLER, CALLEE = "caller", "callee"  # one of each per tenant; the tenant's domain is the realm
+
+
+@dataclass
+class Target:
+    label: str
+    pgid: int
+    address: str
+
+
+def domains(count: int) -> list[str]:
+    return [f"t{i}.bench.example" for i in range(count)]
+
+
+def injection(path: Path, rows: list[str]) -> Path:
+    path.write_text("SEQUENTIAL\n" + "".join(f"{r};\n" for r in rows))
+    return path
+
+
+def run_load(
+    target: Target, scenario: str, inf: Path, calls: int, rate: int, user: str,
+    keys: dict[str, str | int],
+) -> dict[str, float]:  # fmt: skip
+    cpu_before = group_cpu_seconds(target.pgid)
+    started = time.perf_counter()
+    result = sipp.run(
+        HERE / "scenarios" / scenario, target.address, calls=calls, rate=rate, timeout=300,
+        keys={"user": user, **keys}, auth=(user, PASSWORD),
+        extra=["-inf", str(inf), "-buff_size", str(sipp.LOAD_BUFFER), "-rate_max", str(rate)],
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    cpu = group_cpu_seconds(target.pgid) - cpu_before
+    done = calls - _failed_calls(result.output)
+    return {"per_s": done / wall, "failed": calls - done, "cpu_us": cpu / max(done, 1) * 1e6}
+
+
+def start_native(work: Path, children: int, realms: list[str]) -> tuple[ProcessRecord, int]:
+    port = free_port(tcp=False)
+    credentials = "\n".join(
+        f'    $sht(creds=>{user}@{realm}) = "{digest_hashes(user, realm, PASSWORD).ha1}";'
+        for realm in realms
+        for user in (CALLER, CALLEE)
+    )
+    cfg = (HERE / "native_calls.cfg.tmpl").read_text()
+    for key, value in {"children": str(children), "sip_port": str(port), "run_dir": str(work),
+                       "credentials": credentials}.items():  # fmt: skip
+        cfg = cfg.replace(f"@{key}@", value)
+    (work / "native_calls.cfg").write_text(cfg)
+    record = spawn(
+        "kamailio-native",
+        ["kamailio", "-f", str(work / "native_calls.cfg"), "-DD", "-E", "-Y", str(work),
+         "-m", "256"],
+        {"PATH": CLEAN_PATH}, work / "native_calls.log", work,
+    )  # fmt: skip
+    time.sleep(1.5)
+    return record, port
+
+
+def provision_kemi(settings: Settings, realms: list[str]) -> None:
+    prov = Provisioner(settings)
+    for realm in realms:
+        tenant = prov.tenant(realm, realm)
+        for name in (CALLER, CALLEE):
+            user = tenant.make("sip_users", {"username": name})
+            tenant.make("sip_devices", {"user_id": user["id"], "auth_username": name,
+                                        "realm": realm, "password": PASSWORD})  # fmt: skip
+    time.sleep(settings.config_check_sec * 2 + 0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=100)
+    parser.add_argument("--registers", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--children", type=int, default=2)
+    args = parser.parse_args()
+    realms = domains(args.tenants)
+    with tempfile.TemporaryDirectory(prefix="sipio-bench-") as tmp:
+        work = Path(tmp)
+        rtp = free_udp_range(50)
+        settings = Settings(
+            state_dir=work / "stack", sip_port=free_port(), ng_port=free_port(tcp=False),
+            redis_port=free_port(udp=False), api_port=free_port(udp=False),
+            rtp_port_min=rtp.start, rtp_port_max=rtp.stop - 1,
+            kamailio_children=args.children, api_workers=2, config_check_sec=0.5,
+        )  # fmt: skip
+        supervisor.up(settings)
+        native, native_port = start_native(work, args.children, realms)
+        uas_port = free_port()
+        uas = sipp.start(HERE / "scenarios" / "uas_bench.xml", None, local_port=uas_port,
+                         calls=10**6, timeout=600,
+                         extra=["-buff_size", str(sipp.LOAD_BUFFER)])  # fmt: skip
+        try:
+            provision_kemi(settings, realms)
+            kemi = next(
+                r for r in supervisor.load_records(settings.state_dir) if r.name == "kamailio"
+            )
+            targets = [
+                Target("native kamailio.cfg", native.pid, f"127.0.0.1:{native_port}"),
+                Target("sipio KEMI (python)", kemi.pid, f"127.0.0.1:{settings.sip_port}"),
+            ]
+            inf = injection(work / "realms.csv", realms)
+            rows = []
+            for target in targets:
+                # Callees register towards the one answering SIPp; callers are measured.
+                callees = run_load(target, "reg_bench.xml", inf, len(realms), 200, CALLEE,
+                                   {"contact_port": uas_port})  # fmt: skip
+                assert callees["failed"] == 0, f"{target.label}: callee registration failed"
+                registers = run_load(target, "reg_bench.xml", inf, args.registers, args.rate * 2,
+                                     CALLER, {"contact_port": free_port()})  # fmt: skip
+                calls = run_load(target, "uac_bench.xml", inf, args.calls, args.rate, CALLER,
+                                 {"dialled": CALLEE})  # fmt: skip
+                rows.append((target.label, registers, calls))
+        finally:
+            uas.stop()
+            stop(native)
+            supervisor.down(settings.state_dir)
+
+    print(f"\n{args.tenants} tenants x 2 users, "
+          f"{args.registers} REGISTERs offered at {args.rate * 2}/s, "
+          f"{args.calls} calls offered at {args.rate}/s, {args.children} workers, "
+          f"{os.cpu_count()} cores")  # fmt: skip
+    print(f"{'config':<22} {'REGISTER/s':>10} {'fail':>5} {'CPU us/reg':>11}   "
+          f"{'calls/s':>8} {'fail':>5} {'CPU us/call':>12}")  # fmt: skip
+    for label, reg, call in rows:
+        print(f"{label:<22} {reg['per_s']:>10.0f} {reg['failed']:>5.0f} {reg['cpu_us']:>11.1f}   "
+              f"{call['per_s']:>8.0f} {call['failed']:>5.0f} {call['cpu_us']:>12.1f}")  # fmt: skip
+    (_, nreg, ncall), (_, kreg, kcall) = rows
+    reg_ratio = kreg["cpu_us"] / max(nreg["cpu_us"], 1e-9)
+    print(f"KEMI / native Kamailio CPU: REGISTER x{reg_ratio:.2f}, "
+          f"call x{kcall['cpu_us'] / max(ncall['cpu_us'], 1e-9):.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
