@@ -46,6 +46,8 @@ test: venv lint
 
 bench: venv
 	$(VENV)/bin/python -m bench.options_rate
+	$(VENV)/bin/python -m bench.call_rate
+	$(VENV)/bin/python -m bench.ng_rate
 
 clean:
 	-$(SIPIO) down --state-dir $(STATE_DIR)

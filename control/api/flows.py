@@ -14,7 +14,7 @@ from control.api import schemas
 from control.api.auth import Principal, require
 from control.api.crud import encode_cursor, json_body, page_args
 from control.api.errors import Conflict, Invalid, NotFound, field_error
-from control.api.flow_checks import document_errors, document_references
+from control.api.flow_checks import document_errors, document_references, draft_issues
 from control.api.store import bump_config_version, new_id, referrers
 from control.db import models as m
 
@@ -40,7 +40,7 @@ def flow_dict(session: Session, flow: m.CallFlow) -> dict[str, Any]:
 
 
 def version_dict(row: m.CallFlowVersion) -> dict[str, Any]:
-    return {
+    data = {
         "flow_id": row.flow_id,
         "version": row.version,
         "status": row.status,
@@ -48,6 +48,9 @@ def version_dict(row: m.CallFlowVersion) -> dict[str, Any]:
         "created_at": row.created_at,
         "published_at": row.published_at,
     }
+    if row.status == "draft":
+        data["issues"] = draft_issues(row.document)  # what would block a publish today
+    return data
 
 
 def _load(session: Session, principal: Principal, flow_id: str) -> m.CallFlow:

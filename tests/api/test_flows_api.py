@@ -64,3 +64,53 @@ def test_a_flow_in_use_cannot_be_deleted(api: Api) -> None:
     assert refused.get_json()["referrers"] == [
         {"resource": "dids", "id": did["id"], "field": "dest_id"}
     ]
+
+
+def test_publish_refuses_invalid_flows_with_located_errors(api: Api) -> None:
+    a = api.ok("POST", "/v1/accounts", api.root_key, {"name": "a"})["id"]
+    b = api.ok("POST", "/v1/accounts", api.root_key, {"name": "b"})["id"]
+    a_key, b_key = api.key_for(a), api.key_for(b)
+    foreign_box = api.ok("POST", "/v1/voicemail_boxes", b_key, {"name": "b box"})["id"]
+    doc = copy.deepcopy(DOC)
+    doc["nodes"].append(
+        {
+            "id": "vm",
+            "type": "voicemail",
+            "position": {"x": 0, "y": 0},
+            "data": {"kind": "voicemail", "mailboxId": foreign_box},
+        }
+    )
+    doc["nodes"].append({"id": "odd", "type": "teleport", "position": {"x": 0, "y": 0},
+                         "data": {"kind": "teleport"}})  # fmt: skip
+    doc["edges"] = [{"id": "e1", "source": "entry", "target": "vm"}]
+    flow = api.ok("POST", "/v1/call_flows", a_key, {"name": "bad", "document": doc})
+    draft = api.ok("GET", f"/v1/call_flows/{flow['id']}/versions/1", a_key)
+    assert draft["issues"]  # drafts may be saved incomplete, and say what blocks a publish
+    refused = api.call("POST", f"/v1/call_flows/{flow['id']}/publish", a_key)
+    assert refused.status_code == 422
+    locs = [e["loc"] for e in refused.get_json()["errors"]]
+    assert ["body", "document", "nodes", "3", "data", "kind"] in locs
+
+    del doc["nodes"][3]
+    api.ok("PUT", f"/v1/call_flows/{flow['id']}/draft", a_key, {"document": doc})
+    refused = api.call("POST", f"/v1/call_flows/{flow['id']}/publish", a_key)
+    assert refused.status_code == 422  # the mailbox belongs to another tenant
+    errors = refused.get_json()["errors"]
+    assert errors[0]["loc"] == ["body", "document", "nodes", "2", "data", "mailboxId"]
+    assert "no voicemail box" in errors[0]["msg"]
+
+
+def test_objects_used_by_a_published_flow_cannot_be_deleted(api: Api) -> None:
+    account = api.ok("POST", "/v1/accounts", api.root_key, {"name": "t"})["id"]
+    key = api.key_for(account)
+    box = api.ok("POST", "/v1/voicemail_boxes", key, {"name": "box"})["id"]
+    doc = copy.deepcopy(DOC)
+    doc["nodes"][1] = {"id": "bye", "type": "voicemail", "position": {"x": 0, "y": 0},
+                       "data": {"kind": "voicemail", "mailboxId": box}}  # fmt: skip
+    flow = api.ok("POST", "/v1/call_flows", key, {"name": "vm", "document": doc})["id"]
+    api.ok("POST", f"/v1/call_flows/{flow}/publish", key)
+    refused = api.call("DELETE", f"/v1/voicemail_boxes/{box}", key)
+    assert refused.status_code == 409
+    assert refused.get_json()["referrers"] == [
+        {"resource": "call_flows", "id": flow, "field": "versions[1].document"}
+    ]
