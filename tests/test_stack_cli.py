@@ -60,6 +60,10 @@ def test_up_options_ping_down_leaves_no_process(
         with NgClient(settings.ng_host, settings.ng_port) as ng:
             assert ng.ping()
 
+        if backend == "sqlite":
+            demo = sipio(sipio_bin, "demo", "--state-dir", str(state))
+            assert demo.returncode == 0, demo.stdout + demo.stderr
+            assert "CALL   1001 -> 1002 through Kamailio: INVITE -> 407 180 200" in demo.stdout
         kamailio = next(r for r in records if r.name == "kamailio")
         assert len(group_members(kamailio.pid)) > 2  # main + workers + rpc/ctl/timers
 
