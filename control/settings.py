@@ -34,6 +34,10 @@ class Settings(BaseModel):
     api_port: int = Field(8080, ge=1, le=65535)
     api_workers: int = Field(2, ge=1, le=64)
     kamailio_children: int = Field(4, ge=1, le=64)
+    # rtpengine nodes for media anchoring, "host:port[:weight]"; empty: the stack's own (ng_*).
+    rtpengine_nodes: list[str] = Field(default_factory=list)
+    # Anchor the media of relayed calls on rtpengine (off only for signalling-only set-ups).
+    media_anchor: bool = True
     # FreeSWITCH nodes that answer flow/queue/voicemail/conference targets (dispatcher set 1),
     # as SIP URIs, e.g. "sip:127.0.0.1:5080".
     media_nodes: list[str] = Field(default_factory=list)

@@ -31,6 +31,7 @@ from control.core.routing.model import Device, Snapshot
 from control.settings import Settings
 from kemi.config_cache import ConfigCache
 from kemi.events import EventSink
+from kemi.media import MediaAnchor
 from kemi.plan import load_plan, save_plan
 
 SCANNER_AGENTS = ("friendly-scanner", "sipcli", "sipvicious", "sip-scan", "VaxSIPUserAgent")
@@ -45,6 +46,8 @@ class Router:
         self.rank: int | None = None
         self.config = ConfigCache(settings.db_url, settings.config_check_sec)
         self.events = EventSink(settings.redis_url)
+        self.media_anchor = MediaAnchor(settings)
+        self.webrtc_caller = False  # of the INVITE being routed by this worker
 
     @classmethod
     def from_env(cls) -> Router:
@@ -69,6 +72,7 @@ class Router:
         self.natdetect()
         if KSR.is_CANCEL():
             if KSR.tm.t_check_trans() > 0:
+                self.release_media("cancel")
                 self.relay()
             return
         if self.withindlg():
@@ -116,6 +120,14 @@ class Router:
         if KSR.rr.loose_route() > 0:
             if not KSR.isdsturiset():
                 KSR.nathelper.handle_ruri_alias()
+            if KSR.is_BYE():
+                self.release_media("bye")
+            elif KSR.is_INVITE() or KSR.is_UPDATE() or KSR.is_ACK():
+                error = self.media_anchor.in_dialog()
+                if error:
+                    self.trace("media_failed", stage="in_dialog", error=error)
+                if not KSR.is_ACK():
+                    KSR.tm.t_on_reply("ksr_onreply_media")
             self.relay()
             return True
         if KSR.is_ACK():
@@ -205,6 +217,7 @@ class Router:
             rotate=self.rotate,
         )
         trunk = snap.trunk_for_source(KSR.pv.getvs("$si", ""))
+        self.webrtc_caller = False
         if trunk is not None:
             directive = core.from_trunk(snap, trunk, call)
             origin = {"trunk_id": trunk.id}
@@ -213,6 +226,7 @@ class Router:
             if device is None:
                 return
             KSR.auth.consume_credentials()
+            self.webrtc_caller = bool(device.is_webrtc)
             directive = core.from_device(snap, device, call)
             origin = {"device_id": device.id}
         self.trace("route", decision=to_json(directive), **origin)
@@ -252,7 +266,7 @@ class Router:
                 save_plan(ring, index)
                 KSR.tm.t_set_fr(ring.steps[index].timeout_sec * 1000, 0)
                 KSR.tm.t_on_failure("ksr_failure_ring")
-                self.relay(in_failure)
+                self.relay_call(in_failure)
                 return
         self.trace("unreachable", target=ring.target.id)
         ctx = self.context(snap, call, ring.account_id, ring.caller_id)
@@ -314,6 +328,24 @@ class Router:
         if KSR.tm.t_relay() < 0 and not in_failure:
             KSR.sl.sl_reply_error()
 
+    def relay_call(self, in_failure: bool) -> None:
+        """Relay an initial INVITE: anchor its media first (once), fail fast without it."""
+        if not in_failure:
+            error = self.media_anchor.offer(webrtc_caller=self.webrtc_caller)
+            if error:
+                self.trace("media_failed", stage="offer", error=error)
+                KSR.sl.sl_send_reply(503, "Media Relay Unavailable")
+                return
+            if KSR.tm.t_is_set("failure_route") < 0:
+                KSR.tm.t_on_failure("ksr_failure_media")
+        KSR.tm.t_on_reply("ksr_onreply_media")
+        self.relay(in_failure)
+
+    def release_media(self, why: str) -> None:
+        error = self.media_anchor.delete()
+        if error:
+            self.trace("media_failed", stage=f"delete({why})", error=error)
+
     def context(
         self, snap: Snapshot, call: core.Call, account_id: str, caller_id: Any
     ) -> core.Context | None:
@@ -330,7 +362,7 @@ class Router:
 
     def failure_ring(self) -> None:
         if KSR.tm.t_is_canceled() > 0:
-            return
+            return  # the CANCEL already released the media
         loaded = load_plan()
         if loaded is None:
             return
@@ -349,15 +381,38 @@ class Router:
             return
         ctx = self.context(snap, call, ring.account_id, ring.caller_id)
         if ctx is None:
+            self.release_media("failed")
             return
         fallback = core.fallback(ctx, ring, busy=busy)
         self.trace("fallback", reason="busy" if busy else f"no_answer({code})",
                    decision=to_json(fallback))  # fmt: skip
         if isinstance(fallback, Reject):
+            self.release_media("failed")
             KSR.tm.t_reply(fallback.code, fallback.reason)
             return
         KSR.tm.t_drop_replies("a")
         self.execute(snap, call, fallback, in_failure=True)
+
+    def ksr_failure_media(self, msg: Any) -> int:
+        """Outbound and media-node relays: nothing else to try, so the media goes."""
+        try:
+            if KSR.tm.t_is_canceled() < 0:
+                self.release_media("failed")
+        finally:
+            self.flush_events()
+        return 1
+
+    def ksr_onreply_media(self, msg: Any) -> int:
+        try:
+            KSR.textops.remove_hf_re(PRIVATE_HEADERS)
+            code = int(KSR.pv.getvs("$rs", "0") or 0)
+            if 100 < code < 300:
+                error = self.media_anchor.answer_reply()
+                if error:
+                    self.trace("media_failed", stage="answer", code=code, error=error)
+        finally:
+            self.flush_events()
+        return 1
 
     def ksr_reply_route(self, msg: Any) -> int:
         KSR.textops.remove_hf_re(PRIVATE_HEADERS)
