@@ -65,7 +65,9 @@ def run_load(
     return {"per_s": done / wall, "failed": calls - done, "cpu_us": cpu / max(done, 1) * 1e6}
 
 
-def start_native(work: Path, children: int, realms: list[str]) -> tuple[ProcessRecord, int]:
+def start_native(
+    work: Path, children: int, realms: list[str], rtpengine: tuple[str, int]
+) -> tuple[ProcessRecord, int]:
     port = free_port(tcp=False)
     credentials = "\n".join(
         f'    $sht(creds=>{user}@{realm}) = "{digest_hashes(user, realm, PASSWORD).ha1}";'
@@ -73,8 +75,15 @@ def start_native(work: Path, children: int, realms: list[str]) -> tuple[ProcessR
         for user in (CALLER, CALLEE)
     )
     cfg = (HERE / "native_calls.cfg.tmpl").read_text()
-    for key, value in {"children": str(children), "sip_port": str(port), "run_dir": str(work),
-                       "credentials": credentials}.items():  # fmt: skip
+    values = {
+        "children": str(children),
+        "sip_port": str(port),
+        "run_dir": str(work),
+        "credentials": credentials,
+        "ng_host": rtpengine[0],
+        "ng_port": str(rtpengine[1]),
+    }
+    for key, value in values.items():
         cfg = cfg.replace(f"@{key}@", value)
     (work / "native_calls.cfg").write_text(cfg)
     record = spawn(
@@ -117,7 +126,9 @@ def main() -> None:
             kamailio_children=args.children, api_workers=2, config_check_sec=0.5,
         )  # fmt: skip
         supervisor.up(settings)
-        native, native_port = start_native(work, args.children, realms)
+        native, native_port = start_native(
+            work, args.children, realms, (settings.ng_host, settings.ng_port)
+        )
         uas_port = free_port()
         uas = sipp.start(HERE / "scenarios" / "uas_bench.xml", None, local_port=uas_port,
                          calls=10**6, timeout=600,
