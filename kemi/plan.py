@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import KSR
 
@@ -10,6 +11,7 @@ from control.core.routing.directives import CallerId, Leg, Ring, Step, target_fr
 
 
 def save_plan(ring: Ring, index: int) -> None:
+    """Keep the plan and the current step; the start time is set once, by the first step."""
     data = {
         "account_id": ring.account_id,
         "target": target_json(ring.target),
@@ -28,6 +30,14 @@ def save_plan(ring: Ring, index: int) -> None:
     }
     KSR.pv.sets("$avp(sipio_plan)", json.dumps(data, separators=(",", ":")))
     KSR.pv.seti("$avp(sipio_step)", index)
+    if KSR.pv.is_null("$avp(sipio_started)"):
+        KSR.pv.sets("$avp(sipio_started)", str(time.time()))
+
+
+def elapsed() -> float:
+    """Seconds since the plan's first step started ringing."""
+    started = KSR.pv.getvs("$avp(sipio_started)", "")
+    return time.time() - float(started) if started else 0.0
 
 
 def load_plan() -> tuple[Ring, int] | None:

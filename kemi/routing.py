@@ -32,7 +32,7 @@ from control.settings import Settings
 from kemi.config_cache import ConfigCache
 from kemi.events import EventSink
 from kemi.media import MediaAnchor
-from kemi.plan import load_plan, save_plan
+from kemi.plan import elapsed, load_plan, save_plan
 
 SCANNER_AGENTS = ("friendly-scanner", "sipcli", "sipvicious", "sip-scan", "VaxSIPUserAgent")
 MAX_HOPS = 10
@@ -261,10 +261,13 @@ class Router:
         """Fork to the registered contacts of the first step that has any; serial steps and the
         no-answer fallback continue in the failure route."""
         for index in range(start, len(ring.steps)):
+            timeout = core.step_timeout(ring, index, elapsed())
+            if timeout is None:
+                break  # the ring group's overall time is used up
             if self.load_contacts(ring.steps[index]):
                 self.stamp_caller_id(ring)
                 save_plan(ring, index)
-                KSR.tm.t_set_fr(ring.steps[index].timeout_sec * 1000, 0)
+                KSR.tm.t_set_fr(timeout * 1000, 0)
                 KSR.tm.t_on_failure("ksr_failure_ring")
                 self.relay_call(in_failure)
                 return

@@ -170,3 +170,47 @@ def test_disabled_device_cannot_register(stack: Settings, acme: Tenant, prov: Pr
     result = phone(acme, device, device["password"]).register(proxy(stack))
     assert not result.ok
     assert "SIP/2.0 403 Forbidden" in result.messages
+
+
+def test_sequential_ring_group_stops_at_its_overall_time(stack: Settings, acme: Tenant) -> None:
+    a, b, exit_user = (acme.user_with_devices(u) for u in ("1901", "1902", "1903"))
+    group = acme.make("ring_groups", {"name": "hunt", "strategy": "sequential",
+                                      "ring_timeout_sec": 4, "exit_dest_kind": "user",
+                                      "exit_dest_id": exit_user["id"]})  # fmt: skip
+    for position, member in enumerate((a, b)):
+        acme.make("ring_group_members", {"ring_group_id": group["id"], "user_id": member["id"],
+                                         "position": position, "timeout_sec": 3})  # fmt: skip
+    acme.make("extensions", {"digits": "690", "dest_kind": "ring_group", "dest_id": group["id"]})
+    caller = caller_of(stack, acme, "1904")
+    first, second = registered(stack, acme, a).ring(), registered(stack, acme, b).ring()
+    answering = registered(stack, acme, exit_user).answer()
+    started = time.monotonic()
+    result = caller.call(proxy(stack), "690")
+    assert result.ok, result.output
+    assert first.wait().ok and second.wait().ok and answering.wait().ok
+    # 3 s on the first member, then only the 1 s left of the group's 4 s on the second.
+    assert 3.5 < time.monotonic() - started < 6.5
+
+
+def test_registrations_are_published_for_presence(stack: Settings, acme: Tenant) -> None:
+    import json
+
+    import redis
+
+    user = acme.user_with_devices("1951")
+    settle(stack)
+    client = redis.Redis.from_url(stack.redis_url)
+    last = client.xrevrange("sipio:events", count=1)
+    since = last[0][0] if last else "0-0"
+    p = registered(stack, acme, user)
+    unreg = p.register(proxy(stack), expires=0)
+    assert unreg.ok, unreg.output
+    events = [
+        json.loads(fields[b"e"])
+        for _, fields in client.xrange(
+            "sipio:events", min=f"({since.decode() if isinstance(since, bytes) else since}"
+        )
+    ]
+    mine = [e for e in events if e.get("device_id") == user["devices"][0]["id"]]
+    assert [e["type"] for e in mine] == ["register", "unregister"]
+    assert mine[0]["account_id"] == acme.id and mine[0]["user_id"] == user["id"]

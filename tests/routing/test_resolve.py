@@ -263,3 +263,23 @@ def test_trunk_for_source_matches_cidrs() -> None:
 )  # fmt: skip
 def test_e164_normalisation(dialled: str, e164: str | None) -> None:
     assert to_e164(dialled) == e164
+
+
+def test_ring_group_overall_time_caps_serial_steps() -> None:
+    from control.core.routing.resolve import step_timeout
+
+    group = m.RingGroup("rg_s", "acc_a", "sequential", 30,
+                        (m.RingMember("us_1", None, 0, timeout_sec=20), m.RingMember("us_2", None, 1, timeout_sec=20)))  # fmt: skip
+    snap = snapshot(ring_groups={"rg_s": group})
+    from control.core.routing.resolve import resolve
+
+    ring = resolve(
+        Context(snap, snap.accounts["acc_a"], call("x"), None), target("ring_group", "rg_s"), 0
+    )
+    assert isinstance(ring, Ring)
+    assert step_timeout(ring, 0, 0) == 20
+    assert step_timeout(ring, 1, 21) == 9  # 30 s overall, 21 s gone
+    assert step_timeout(ring, 1, 29.0) == 1
+    assert step_timeout(ring, 1, 29.6) is None
+    user_ring = from_device(SNAP, SNAP.devices_by_id["dev_2"], call("400"))
+    assert isinstance(user_ring, Ring) and step_timeout(user_ring, 1, 500) == 5  # no overall cap

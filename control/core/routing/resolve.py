@@ -260,3 +260,13 @@ def fallback(ctx: Context, ring: Ring, busy: bool) -> Directive:
     if target is None:
         return Reject(486, "Busy Here") if busy else Reject(480, "Temporarily Unavailable")
     return resolve(ctx, target, ring.depth + 1)
+
+
+def step_timeout(ring: Ring, index: int, elapsed_sec: float) -> int | None:
+    """Ring time of step ``index`` when the plan started ``elapsed_sec`` ago: the step's own
+    timeout, cut to what is left of the group's overall time; None when nothing is left."""
+    timeout = ring.steps[index].timeout_sec
+    if ring.overall_sec is None:
+        return timeout
+    left = ring.overall_sec - elapsed_sec
+    return min(timeout, max(1, round(left))) if left >= 0.5 else None
