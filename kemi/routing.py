@@ -30,6 +30,7 @@ from control.core.routing.directives import (
 from control.core.routing.model import Device, Snapshot
 from control.settings import Settings
 from kemi.config_cache import ConfigCache
+from kemi.delayed import DelayedLegs
 from kemi.events import EventSink
 from kemi.media import MediaAnchor
 from kemi.plan import elapsed, load_plan, save_plan
@@ -48,6 +49,7 @@ class Router:
         self.events = EventSink(settings.redis_url)
         self.media_anchor = MediaAnchor(settings)
         self.webrtc_caller = False  # of the INVITE being routed by this worker
+        self.delayed = DelayedLegs(settings)  # created before fork: one key for all workers
 
     @classmethod
     def from_env(cls) -> Router:
@@ -78,6 +80,8 @@ class Router:
         if self.withindlg():
             return
         if self.retransmission():
+            return
+        if KSR.is_INVITE() and self.delayed_leg():
             return
         KSR.hdr.remove("Route")
         if KSR.is_REGISTER():
@@ -280,16 +284,51 @@ class Router:
         self.trace("fallback", reason="unreachable", decision=to_json(fallback))
         self.execute(snap, call, fallback, in_failure)
 
-    @staticmethod
-    def load_contacts(step: Step) -> bool:
-        """Put every registered contact of the step's devices in the destination set."""
+    def load_contacts(self, step: Step) -> bool:
+        """Put every registered contact of the step's devices in the destination set; a leg
+        with a delay becomes a branch back to this proxy that rings after the delay."""
         found = False
         for leg in step.legs:
-            if not found:
+            if leg.delay_sec > 0:
+                uri = self.delayed.uri(leg, KSR.pv.getvs("$ci", ""))
+                if not found:
+                    KSR.pv.sets("$ru", uri)
+                    found = True
+                else:
+                    KSR.corex.append_branch_uri(uri)
+            elif not found:
                 found = KSR.registrar.lookup_uri("location", leg.aor) > 0
             else:
                 KSR.registrar.lookup_to_dset("location", leg.aor)
         return found
+
+    # -- staggered ring-group legs --------------------------------------------------------------
+    def delayed_leg(self) -> bool:
+        """A branch this proxy sent to itself: hold it for the leg's delay, then ring."""
+        leg = self.delayed.parse(KSR.pv.getvs("$ru", ""), KSR.pv.getvs("$ci", ""))
+        if leg is None or not KSR.is_myself_srcip():
+            return False
+        KSR.pv.sets("$avp(sipio_leg_aor)", leg.aor)
+        self.trace("leg_held", aor=leg.aor, delay_sec=leg.delay_sec)
+        KSR.rr.record_route()
+        # "async" is a Python keyword: the module is reached by name.
+        if getattr(KSR, "async").ms_route("ksr_delayed_ring", leg.delay_sec * 1000) < 0:
+            KSR.sl.sl_send_reply(500, "Server Internal Error")
+        return True
+
+    def ksr_delayed_ring(self, msg: Any) -> int:
+        aor = KSR.pv.getvs("$avp(sipio_leg_aor)", "")
+        if KSR.tm.t_is_canceled() > 0:
+            self.trace("leg_dropped", aor=aor)
+            self.flush_events()
+            return 1  # answered elsewhere (or the caller gave up) while this leg waited
+        self.trace("leg_released", aor=aor)
+        self.flush_events()
+        if KSR.registrar.lookup_uri("location", aor) < 0:
+            KSR.tm.t_reply(480, "Temporarily Unavailable")
+            return 1
+        self.relay(in_failure=True)
+        return 1
 
     def stamp_caller_id(self, ring: Ring) -> None:
         if ring.caller_id is None or not ring.caller_id.number:

@@ -214,3 +214,40 @@ def test_registrations_are_published_for_presence(stack: Settings, acme: Tenant)
     mine = [e for e in events if e.get("device_id") == user["devices"][0]["id"]]
     assert [e["type"] for e in mine] == ["register", "unregister"]
     assert mine[0]["account_id"] == acme.id and mine[0]["user_id"] == user["id"]
+
+
+def test_ring_all_members_with_a_delay_start_late(stack: Settings, acme: Tenant) -> None:
+    early, late = acme.user_with_devices("1961"), acme.user_with_devices("1962")
+    group = acme.make("ring_groups", {"name": "staggered", "strategy": "ring_all"})
+    acme.make("ring_group_members", {"ring_group_id": group["id"], "user_id": early["id"]})
+    acme.make("ring_group_members", {"ring_group_id": group["id"], "user_id": late["id"],
+                                     "delay_sec": 2})  # fmt: skip
+    acme.make("extensions", {"digits": "691", "dest_kind": "ring_group", "dest_id": group["id"]})
+    caller = caller_of(stack, acme, "1963")
+    ringing = registered(stack, acme, early).ring()
+    answering = registered(stack, acme, late).answer()
+    started = time.monotonic()
+    result = caller.call(proxy(stack), "691")
+    assert result.ok, result.output
+    rang, answered = ringing.wait(), answering.wait()
+    assert rang.ok and answered.ok, rang.output + answered.output
+    # The late member only rang after its 2 s delay, while the early one already rang.
+    assert time.monotonic() - started >= 2.0
+    assert first_request_line(rang.messages) is not None
+
+
+def test_a_delayed_leg_is_dropped_when_another_answers_first(stack: Settings, acme: Tenant) -> None:
+    quick, slow = acme.user_with_devices("1971"), acme.user_with_devices("1972")
+    group = acme.make("ring_groups", {"name": "staggered2", "strategy": "ring_all"})
+    acme.make("ring_group_members", {"ring_group_id": group["id"], "user_id": quick["id"]})
+    acme.make("ring_group_members", {"ring_group_id": group["id"], "user_id": slow["id"],
+                                     "delay_sec": 4})  # fmt: skip
+    acme.make("extensions", {"digits": "692", "dest_kind": "ring_group", "dest_id": group["id"]})
+    caller = caller_of(stack, acme, "1973")
+    answering = registered(stack, acme, quick).answer()
+    never = registered(stack, acme, slow).ring(timeout=8)
+    result = caller.call(proxy(stack), "692")
+    assert result.ok, result.output
+    assert answering.wait().ok
+    time.sleep(4.5)  # past the delay: the held leg must not ring now
+    assert first_request_line(never.stop().messages) is None
