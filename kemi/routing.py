@@ -233,9 +233,58 @@ class Router:
             self.webrtc_caller = bool(device.is_webrtc)
             directive = core.from_device(snap, device, call)
             origin = {"device_id": device.id}
-        self.trace("route", decision=to_json(directive), **origin)
+        direction = self.direction(directive, trunk is not None)
+        self.trace(
+            "route",
+            decision=to_json(directive),
+            account_id=getattr(directive, "account_id", None),
+            direction=direction,
+            **{"from": call.caller, "to": call.dialled},
+            **origin,
+        )
         KSR.rr.record_route()
+        if not isinstance(directive, Reject):
+            self.track_dialog(directive.account_id, direction)
         self.execute(snap, call, directive, in_failure=False)
+
+    @staticmethod
+    def direction(directive: Directive, from_trunk: bool) -> str:
+        if from_trunk:
+            return "inbound"
+        return "outbound" if isinstance(directive, Outbound) else "internal"
+
+    @staticmethod
+    def track_dialog(account_id: str, direction: str) -> None:
+        """Let the dialog module follow the call; its events end it in the trace and CDR."""
+        KSR.dialog.dlg_manage()
+        KSR.pv.sets("$dlg_var(sipio_account)", account_id)
+        KSR.pv.sets("$dlg_var(sipio_direction)", direction)
+
+    def ksr_dialog_event(self, msg: Any, event: str) -> int:
+        """dialog:start (answered), dialog:end (hung up or timed out), dialog:failed."""
+        if event not in ("dialog:start", "dialog:end", "dialog:failed"):
+            return 1
+        try:
+            account_id = KSR.pv.getvs("$dlg_var(sipio_account)", "")
+            data: dict[str, Any] = {"account_id": account_id}
+            if event == "dialog:start":
+                kind = "call_answered"
+            elif event == "dialog:end":
+                kind = "call_ended"
+                if KSR.is_BYE():
+                    caller_tag = KSR.pv.getvs("$dlg(from_tag)", "")
+                    by_caller = KSR.pv.getvs("$ft", "") == caller_tag
+                    data["cause"] = "caller_bye" if by_caller else "callee_bye"
+                else:
+                    data["cause"] = "timeout"
+            else:
+                kind = "call_failed"
+                data["code"] = int(KSR.pv.getvs("$T_reply_code", "0") or 0)
+                data["reason"] = KSR.pv.getvs("$T_reply_reason", "")
+            self.trace(kind, **data)
+        finally:
+            self.flush_events()
+        return 1
 
     @staticmethod
     def rotate(key: str) -> int:

@@ -251,3 +251,45 @@ def test_a_delayed_leg_is_dropped_when_another_answers_first(stack: Settings, ac
     assert answering.wait().ok
     time.sleep(4.5)  # past the delay: the held leg must not ring now
     assert first_request_line(never.stop().messages) is None
+
+
+def call_events(stack: Settings, call_id: str) -> list[dict[str, object]]:
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(stack.redis_url)
+    events = [json.loads(f[b"e"]) for _, f in client.xrange("sipio:events")]
+    return [e for e in events if e.get("call_id") == call_id]
+
+
+def sipp_call_id(messages: str) -> str:
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in messages.splitlines()
+        if line.startswith("Call-ID:")
+    )
+
+
+def test_dialog_events_close_every_call(stack: Settings, acme: Tenant) -> None:
+    callee = acme.user_with_devices("1981")
+    acme.user_with_devices("1982", dnd=1)
+    caller = caller_of(stack, acme, "1983")
+    answering = registered(stack, acme, callee).answer()
+    answered = caller.call(proxy(stack), "1981")
+    assert answered.ok and answering.wait().ok
+    time.sleep(0.3)
+    kinds = [e["type"] for e in call_events(stack, sipp_call_id(answered.messages))]
+    assert kinds[-3:] == ["route", "call_answered", "call_ended"], kinds
+    route = next(
+        e for e in call_events(stack, sipp_call_id(answered.messages)) if e["type"] == "route"
+    )
+    assert (route["direction"], route["from"], route["to"]) == ("internal", "1983", "1981")
+    ended = call_events(stack, sipp_call_id(answered.messages))[-1]
+    assert ended["cause"] == "caller_bye" and ended["account_id"] == acme.id
+
+    refused = caller.call(proxy(stack), "1982", scenario="uac_call_refused.xml")
+    assert refused.ok
+    time.sleep(0.3)
+    kinds = [e["type"] for e in call_events(stack, sipp_call_id(refused.messages))]
+    assert "route" in kinds and "call_answered" not in kinds
