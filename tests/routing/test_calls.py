@@ -293,3 +293,16 @@ def test_dialog_events_close_every_call(stack: Settings, acme: Tenant) -> None:
     time.sleep(0.3)
     kinds = [e["type"] for e in call_events(stack, sipp_call_id(refused.messages))]
     assert "route" in kinds and "call_answered" not in kinds
+
+
+def test_suspended_account_cannot_register(stack: Settings, prov: Provisioner) -> None:
+    tenant = prov.tenant("Suspended", "suspended.example.com")
+    user = tenant.user_with_devices("4001")
+    device = user["devices"][0]
+    settle(stack)
+    assert phone(tenant, device, device["password"]).register(proxy(stack)).ok
+    prov.patch("accounts", tenant.id, {"status": "suspended"})
+    settle(stack)
+    result = phone(tenant, device, device["password"]).register(proxy(stack))
+    assert not result.ok
+    assert "SIP/2.0 403 Forbidden" in result.messages
