@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -233,3 +235,284 @@ def admin_bootstrap(state_dir: Path, db_url: str | None, name: str, new_key: boo
         raise click.ClickException(str(exc)) from None
     click.echo(f"platform account: {account_id}")
     click.echo(f"api key (shown once, store it now): {key}")
+
+
+# -- CDR and call-event lake (control/cdr, docs/observability.md) -------------------------------
+@main.command()
+@state_dir_option
+@click.option("--batch-size", type=int, help="Entries per Iceberg commit [settings].")
+@click.option("--batch-sec", type=float, help="Longest wait before a commit [settings].")
+def collector(state_dir: Path, batch_size: int | None, batch_sec: float | None) -> None:
+    """Move call events from Redis into the Iceberg lake, exactly once (`sipio up` runs it)."""
+    from control.cdr.__main__ import serve
+
+    settings = _stack_settings(state_dir)
+    changes: dict[str, object] = {}
+    if batch_size:
+        changes["collector_batch_size"] = batch_size
+    if batch_sec:
+        changes["collector_batch_sec"] = batch_sec
+    serve(settings.model_copy(update=changes), json_lines=False)
+
+
+@main.group()
+def cdr() -> None:
+    """Call detail records in the Iceberg lake: list, export, maintain."""
+
+
+def _lake(state_dir: Path) -> Any:
+    from control.cdr.lake import Lake
+
+    return Lake(_stack_settings(state_dir))
+
+
+def _cdr_pages(
+    state_dir: Path,
+    since: str | None,
+    until: str | None,
+    account: str | None,
+    filters: dict[str, str],
+    limit: int,
+) -> Any:
+    from control.cdr.query import list_calls
+    from control.cdr.show import parse_when
+
+    lake, cursor = _lake(state_dir), None
+    try:
+        low = parse_when(since) if since else 0
+        high = parse_when(until) if until else int(time.time() * 1000)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    while True:
+        page = list_calls(
+            lake,
+            accounts=[account] if account else None,
+            since=low,
+            until=high,
+            limit=limit,
+            cursor=cursor,
+            filters=filters,
+        )
+        yield page.rows
+        if not page.next_cursor:
+            return
+        cursor = (page.rows[-1]["start_ts"], page.rows[-1]["call_id"])
+
+
+cdr_filters = [
+    click.option("--since", help="Epoch ms or ISO date/time (UTC) [all]."),
+    click.option("--until", help="Epoch ms or ISO date/time, exclusive [now]."),
+    click.option("--account", help="Only this account."),
+    click.option("--direction", type=click.Choice(["inbound", "outbound", "internal"])),
+    click.option("--disposition", help="e.g. answered, no_answer, busy, failed."),
+]
+
+
+def _with_filters(func: Any) -> Any:
+    for option in reversed(cdr_filters):
+        func = option(func)
+    return func
+
+
+@cdr.command("list")
+@state_dir_option
+@_with_filters
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+def cdr_list(
+    state_dir: Path,
+    since: str | None,
+    until: str | None,
+    account: str | None,
+    direction: str | None,
+    disposition: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """The oldest CDRs of the window, up to --limit."""
+    from control.cdr.query import CDR_FIELDS, to_csv
+    from control.cdr.show import cdr_table
+
+    filters = {k: v for k, v in (("direction", direction), ("disposition", disposition)) if v}
+    rows = next(_cdr_pages(state_dir, since, until, account, filters, limit))
+    if fmt == "csv":
+        click.echo(to_csv(rows, CDR_FIELDS), nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo("\n".join(cdr_table(rows)))
+
+
+@cdr.command("export")
+@state_dir_option
+@_with_filters
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
+def cdr_export(
+    state_dir: Path,
+    since: str | None,
+    until: str | None,
+    account: str | None,
+    direction: str | None,
+    disposition: str | None,
+    output: Any,
+    fmt: str,
+) -> None:
+    """Every CDR of the window, page by page, as RFC 4180 CSV or JSON lines."""
+    from control.cdr.query import CDR_FIELDS, to_csv
+
+    filters = {k: v for k, v in (("direction", direction), ("disposition", disposition)) if v}
+    total = 0
+    for number, rows in enumerate(_cdr_pages(state_dir, since, until, account, filters, 10_000)):
+        if fmt == "csv":
+            text = to_csv(rows, CDR_FIELDS)
+            output.write(text if number == 0 else text.split("\r\n", 1)[1])
+        else:
+            output.writelines(json.dumps(row) + "\n" for row in rows)
+        total += len(rows)
+    click.echo(f"{total} CDRs exported", err=True)
+
+
+@cdr.command("compact")
+@state_dir_option
+@click.option(
+    "--min-files",
+    type=click.IntRange(2),
+    default=4,
+    show_default=True,
+    help="Rewrite partitions holding at least this many data files.",
+)
+@click.option(
+    "--expire-days",
+    type=click.IntRange(0),
+    default=None,
+    help="Also drop snapshots older than this many days (frees replaced files).",
+)
+def cdr_compact(state_dir: Path, min_files: int, expire_days: int | None) -> None:
+    """Merge small files: one rewrite per (day, account) partition of every lake table."""
+    from control.cdr.tables import TABLES
+
+    lake = _lake(state_dir)
+    lake.ensure()
+    for spec in TABLES:
+        for partition, files in lake.compact(spec, min_files):
+            click.echo(f"{spec.name:<13} {partition:<40} {files} files -> 1 rewrite")
+        if expire_days is not None:
+            cut = int(time.time() * 1000) - expire_days * 86_400_000
+            click.echo(f"{spec.name:<13} {lake.expire_snapshots(spec, cut)} snapshots expired")
+
+
+@cdr.command("tables")
+@state_dir_option
+def cdr_tables(state_dir: Path) -> None:
+    """Each table's row count and current metadata file (for DuckDB's iceberg_scan)."""
+    from control.cdr.tables import TABLES
+
+    lake = _lake(state_dir)
+    locations = lake.metadata_locations()
+    for spec in TABLES:
+        click.echo(
+            f"{spec.name:<13} {lake.total_rows(spec):>10} rows  {locations.get(spec.name, '-')}"
+        )
+
+
+@cdr.command("dead-letters")
+@state_dir_option
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+def cdr_dead_letters(state_dir: Path, limit: int) -> None:
+    """Stream entries that could not be events, newest first, with the reason."""
+    from control.cdr.tables import DEAD_LETTERS
+
+    lake = _lake(state_dir)
+    rows = lake.read(DEAD_LETTERS).sort_by([("received_ts", "descending")]).to_pylist()
+    click.echo(f"{len(rows)} dead letters")
+    for row in rows[:limit]:
+        click.echo(f"{row['stream']} {row['stream_id']}  {row['error']}  {row['raw'][:200]}")
+
+
+@main.command()
+@state_dir_option
+@click.argument("call_id")
+@click.option("--json", "as_json", is_flag=True, help="Events as a JSON array.")
+def trace(state_dir: Path, call_id: str, as_json: bool) -> None:
+    """A call's timeline: every event stamped with CALL_ID, in time order."""
+    from control.cdr.query import trace as find
+    from control.cdr.show import timeline
+
+    rows = find(_lake(state_dir), call_id)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        raise click.ClickException(f"no events for call {call_id!r}")
+    click.echo("\n".join(timeline(rows)))
+
+
+# -- FreeSWITCH flow controller (esl/, docs/esl.md) ---------------------------------------------
+@main.command("esl-controller")
+@state_dir_option
+@click.option("--host", help="Listen address for FreeSWITCH's socket app [settings esl_host].")
+@click.option("--port", type=int, help="Listen port [settings esl_port, 8084].")
+@click.option("--redis-url", envvar="SIPIO_REDIS_URL", help="Session store [the stack's Redis].")
+@click.option("--db-url", envvar="SIPIO_DB_URL", help="Config DB with the flows [settings].")
+@click.option("--node-id", help="This controller's name in traces and session ownership.")
+@click.option("--proxy", help="Kamailio host:port that bridges go through [sip_host:sip_port].")
+@click.option("--media-root", help="Directory FreeSWITCH reads prompts from.")
+@click.option("--allow-private-http", is_flag=True, help="Let flows' HTTP nodes reach LAN hosts.")
+def esl_controller(
+    state_dir: Path,
+    host: str | None,
+    port: int | None,
+    redis_url: str | None,
+    db_url: str | None,
+    node_id: str | None,
+    proxy: str | None,
+    media_root: str | None,
+    allow_private_http: bool,
+) -> None:
+    """Run the flow controller FreeSWITCH's `socket` application connects to, one call each."""
+    import socket as _socket
+
+    from esl.controller import ControllerConfig
+    from esl.http_command import HttpPolicy
+    from esl.service import ServiceConfig, media_config, run
+
+    settings = _stack_settings(state_dir)
+    config = ServiceConfig(
+        redis_url=redis_url or settings.redis_url,
+        db_url=db_url or settings.db_url,
+        host=host or settings.esl_host,
+        port=settings.esl_port if port is None else port,
+        controller=ControllerConfig(
+            node_id=node_id or _socket.gethostname(),
+            media=media_config(proxy or f"{settings.sip_host}:{settings.sip_port}", media_root),
+        ),
+        http=HttpPolicy(allow_private=allow_private_http),
+    )
+    run(config)
+
+
+@main.command()
+@state_dir_option
+@click.option("--every", type=float, default=0.0, help="Repeat every N seconds (0: once).")
+@click.option("--grace", type=float, default=5.0, show_default=True,
+              help="Calls younger than this are never released (still being set up).")  # fmt: skip
+def reconcile(state_dir: Path, every: float, grace: float) -> None:
+    """Repair admission counters against Kamailio's live dialogs (dlg.list)."""
+    from control.kamailio import KamailioRpc, KamailioRpcError
+    from control.live.admission import AdmissionStore
+    from control.live.kamailio_sync import reconcile_once
+
+    settings = _stack_settings(state_dir)
+    rpc = KamailioRpc(settings.kamailio_rpc_socket)
+    store = AdmissionStore.from_url(settings.redis_url)
+    while True:
+        try:
+            report = reconcile_once(rpc, store, grace)
+        except KamailioRpcError as exc:
+            raise click.ClickException(f"Kamailio: {exc}") from None
+        click.echo(f"reconciled: released {report.released} stale calls, repaired "
+                   f"{report.drifted} drifted counters")  # fmt: skip
+        if every <= 0:
+            return
+        time.sleep(every)

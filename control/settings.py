@@ -10,11 +10,58 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SETTINGS_ENV = "SIPIO_SETTINGS"
 SETTINGS_FILE = "settings.json"
+
+
+class VaultSettings(BaseModel):
+    """Where the Vault/OpenBao KV v2 store is and how to log in to it.
+
+    Credentials never live here (settings.json is copied around and read by every process):
+    only the name of an environment variable or the path of a file that holds them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = "http://127.0.0.1:8200"
+    mount: str = "secret"  # KV v2 mount point
+    namespace: str | None = None
+    path_prefix: str = Field("sipio", max_length=100, pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    auth: Literal["token", "approle"] = "token"
+    token_env: str = "SIPIO_VAULT_TOKEN"
+    token_file: Path | None = None  # wins over token_env (e.g. a Vault Agent sink)
+    approle_mount: str = "approle"
+    role_id: str | None = None
+    role_id_file: Path | None = None
+    secret_id_env: str = "SIPIO_VAULT_SECRET_ID"
+    secret_id_file: Path | None = None
+    ca_cert: Path | None = None  # PEM bundle for https; None: the system's CAs
+    timeout_sec: float = Field(2.0, gt=0, le=30)  # per request: a call path never waits longer
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"token", "secret_id"} & data.keys():
+            raise ValueError(
+                "a Vault token or secret_id never goes into settings: name an environment "
+                "variable (token_env, secret_id_env) or a file (token_file, secret_id_file)"
+            )
+        return data
+
+
+class SecretsSettings(BaseModel):
+    """Which store holds the values behind ``*_secret_ref`` (see docs/secrets.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: Literal["local", "vault"] = "local"
+    local_dir: Path | None = None  # None: <state_dir>/secrets
+    key_file: Path | None = None  # None: <local_dir>/kv.key
+    # Seconds a process serves a resolved value without asking the store again.
+    cache_ttl_sec: float = Field(30.0, ge=0, le=3600)
+    vault: VaultSettings = Field(default_factory=VaultSettings)
 
 
 class Settings(BaseModel):
@@ -51,6 +98,36 @@ class Settings(BaseModel):
     # Seconds a Kamailio worker may serve a config version before re-checking it.
     config_check_sec: float = Field(1.0, gt=0, le=60)
     db_url: str = ""  # empty: SQLite file in the state directory
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    # -- CDR and call-event lake (control/cdr, docs/observability.md) --------------------------
+    # Redis streams the collector consumes (shards); one collector owns a stream at a time.
+    event_streams: list[str] = Field(default_factory=lambda: ["sipio:events"], min_length=1)
+    collector_group: str = Field("sipio-collector", min_length=1)
+    # Stable per collector process: a restart with the same name resumes its pending entries.
+    collector_consumer: str = Field("collector-1", min_length=1)
+    # A batch is committed to Iceberg when it holds this many entries or is this old.
+    collector_batch_size: int = Field(5000, ge=1, le=1_000_000)
+    collector_batch_sec: float = Field(5.0, gt=0, le=3600)
+    # Stream ownership lease; must outlast the slowest commit of a batch.
+    collector_lock_ttl_sec: float = Field(30.0, ge=1, le=3600)
+    # Trim stream entries every consumer group has acknowledged. Emitters never cap the stream
+    # (an unread event must not be lost), so this is what bounds it; turn it off only when
+    # another reader without a consumer group needs old entries.
+    collector_trim_acked: bool = True
+    # Calls still open after this long are no longer tracked in memory (their rows stay).
+    cdr_open_horizon_sec: int = Field(2 * 86400, ge=60)
+    # pyiceberg catalog properties; empty: SQL catalog on SQLite + warehouse under <state>/lake.
+    # Production, e.g. {"type": "rest", "uri": "https://…", "warehouse": "s3://…"} or
+    # {"type": "sql", "uri": "postgresql+psycopg://…", "warehouse": "s3://…", "s3.endpoint": …}.
+    lake_catalog: dict[str, str] = Field(default_factory=dict)
+    lake_namespace: str = Field("sipio", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # The collector expires older snapshots (commit cost grows with the snapshot count); the
+    # replaced data files stay on disk until an orphan-file sweep.
+    lake_snapshot_retention_sec: int = Field(900, ge=60)
+    # -- FreeSWITCH flow controller (esl/, docs/esl.md) ------------------------------------------
+    # Where `sipio esl-controller` listens for FreeSWITCH's `socket` dialplan application.
+    esl_host: str = "127.0.0.1"
+    esl_port: int = Field(8084, ge=1, le=65535)
 
     @field_validator("state_dir")
     @classmethod
@@ -94,6 +171,14 @@ class Settings(BaseModel):
     @property
     def dispatcher_list(self) -> Path:
         return self.state_dir / "dispatcher.list"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.state_dir / "lake"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.secrets.local_dir or self.state_dir / "secrets"
 
     @property
     def redis_url(self) -> str:

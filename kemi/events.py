@@ -10,7 +10,6 @@ from typing import Any
 import redis
 
 STREAM = "sipio:events"
-MAXLEN = 1_000_000
 
 
 class EventSink:
@@ -39,8 +38,9 @@ class EventSink:
         try:
             pipe = self._redis().pipeline(transaction=False)
             for event in events:
-                pipe.xadd(STREAM, {"e": json.dumps(event, default=str)}, maxlen=MAXLEN,
-                          approximate=True)  # fmt: skip
+                # No MAXLEN: an unread event must never be trimmed; the collector trims what
+                # every consumer group has acknowledged.
+                pipe.xadd(STREAM, {"e": json.dumps(event, default=str)})
             pipe.execute()
         except redis.RedisError as exc:
             return f"{type(exc).__name__}: {exc}"

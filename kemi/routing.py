@@ -17,6 +17,8 @@ from typing import Any
 
 import KSR  # provided by app_python3 inside Kamailio
 
+from control.core.admission import CallFacts, facts_from_route
+from control.core.numbers import to_e164
 from control.core.routing import resolve as core
 from control.core.routing.directives import (
     Directive,
@@ -28,6 +30,7 @@ from control.core.routing.directives import (
     to_json,
 )
 from control.core.routing.model import Device, Snapshot
+from control.live.admission import AdmissionStore
 from control.settings import Settings
 from kemi.config_cache import ConfigCache
 from kemi.delayed import DelayedLegs
@@ -50,6 +53,9 @@ class Router:
         self.media_anchor = MediaAnchor(settings)
         self.webrtc_caller = False  # of the INVITE being routed by this worker
         self.delayed = DelayedLegs(settings)  # created before fork: one key for all workers
+        self._admission: AdmissionStore | None = None  # per worker, after fork
+        self.admitted: str | None = None  # admission token of the INVITE being routed
+        self.relayed = False  # whether that INVITE left statefully (a dialog will end it)
 
     @classmethod
     def from_env(cls) -> Router:
@@ -222,30 +228,76 @@ class Router:
         )
         trunk = snap.trunk_for_source(KSR.pv.getvs("$si", ""))
         self.webrtc_caller = False
+        caller_user, did_id = None, None
         if trunk is not None:
             directive = core.from_trunk(snap, trunk, call)
             origin = {"trunk_id": trunk.id}
+            did = snap.dids.get(to_e164(call.dialled) or call.dialled)
+            did_id = did.id if did is not None else None
+            origin_account = did.account_id if did is not None else trunk.account_id
         else:
             device = self.authenticate(snap, KSR.pv.getvs("$fd", "").lower())
             if device is None:
                 return
             KSR.auth.consume_credentials()
             self.webrtc_caller = bool(device.is_webrtc)
+            caller_user = device.user_id
+            origin_account = device.account_id
             directive = core.from_device(snap, device, call)
             origin = {"device_id": device.id}
         direction = self.direction(directive, trunk is not None)
         self.trace(
             "route",
             decision=to_json(directive),
-            account_id=getattr(directive, "account_id", None),
+            account_id=getattr(directive, "account_id", None) or origin_account,
             direction=direction,
             **{"from": call.caller, "to": call.dialled},
             **origin,
         )
+        facts = facts_from_route(
+            call.call_id,
+            directive,
+            caller_user_id=caller_user,
+            source_trunk_id=trunk.id if trunk is not None else None,
+            did_id=did_id,
+        )
+        if facts is not None and not self.admit(snap, facts):
+            return
         KSR.rr.record_route()
         if not isinstance(directive, Reject):
             self.track_dialog(directive.account_id, direction)
+        self.relayed = False
         self.execute(snap, call, directive, in_failure=False)
+        if self.admitted and not self.relayed:
+            self.release_admission()  # answered statelessly: no dialog will end it
+
+    # -- admission control (SPEC 15) ------------------------------------------------------------
+    def admission(self) -> AdmissionStore:
+        if self._admission is None:
+            self._admission = AdmissionStore.from_url(self.settings.redis_url, ttl=43200)
+        return self._admission
+
+    def admit(self, snap: Snapshot, facts: CallFacts) -> bool:
+        """One atomic decision over every limit; refuse with the dimension's SIP answer."""
+        self.admitted = None
+        decision = self.admission().admit(facts, snap.limits)
+        self.trace("cac", **decision.trace())
+        for alert in decision.alerts():
+            self.trace("cac_alert", **alert)
+        reject = decision.reject()
+        if reject is not None:
+            for header in decision.reply_headers():
+                KSR.hdr.append_to_reply(f"{header}\r\n")
+            KSR.sl.sl_send_reply(reject.code, reject.reason)
+            return False
+        self.admitted = decision.token
+        KSR.pv.sets("$avp(sipio_cac)", decision.token)
+        return True
+
+    def release_admission(self) -> None:
+        token = KSR.pv.getvs("$avp(sipio_cac)", "") or KSR.pv.getvs("$dlg_var(sipio_cac)", "")
+        self.admission().release(KSR.pv.getvs("$ci", ""), accounts=token or None)
+        self.admitted = None
 
     @staticmethod
     def direction(directive: Directive, from_trunk: bool) -> str:
@@ -259,6 +311,7 @@ class Router:
         KSR.dialog.dlg_manage()
         KSR.pv.sets("$dlg_var(sipio_account)", account_id)
         KSR.pv.sets("$dlg_var(sipio_direction)", direction)
+        KSR.pv.sets("$dlg_var(sipio_cac)", KSR.pv.getvs("$avp(sipio_cac)", ""))
 
     def ksr_dialog_event(self, msg: Any, event: str) -> int:
         """dialog:start (answered), dialog:end (hung up or timed out), dialog:failed."""
@@ -281,6 +334,9 @@ class Router:
                 kind = "call_failed"
                 data["code"] = int(KSR.pv.getvs("$T_reply_code", "0") or 0)
                 data["reason"] = KSR.pv.getvs("$T_reply_reason", "")
+            if kind != "call_answered":
+                token = KSR.pv.getvs("$dlg_var(sipio_cac)", "")
+                self.admission().release(KSR.pv.getvs("$ci", ""), accounts=token or None)
             self.trace(kind, **data)
         finally:
             self.flush_events()
@@ -400,7 +456,7 @@ class Router:
                 KSR.uac.uac_replace_from(
                     f'"{name}"' if name else "", f"sip:{out.caller_id.number}@{host}"
                 )
-        self.relay(in_failure)
+        self.relay_call(in_failure)
 
     def media(self, media: Media, in_failure: bool) -> None:
         if KSR.dispatcher.ds_select_dst(1, 4) < 0:
@@ -413,7 +469,7 @@ class Router:
             KSR.hdr.append(
                 f"X-Sipio-Vars: {json.dumps(media.variables, separators=(',', ':'))}\r\n"
             )
-        self.relay(in_failure)
+        self.relay_call(in_failure)
 
     def relay(self, in_failure: bool = False) -> None:
         if KSR.tm.t_relay() < 0 and not in_failure:
@@ -431,6 +487,7 @@ class Router:
                 KSR.tm.t_on_failure("ksr_failure_media")
         KSR.tm.t_on_reply("ksr_onreply_media")
         self.relay(in_failure)
+        self.relayed = True
 
     def release_media(self, why: str) -> None:
         error = self.media_anchor.delete()

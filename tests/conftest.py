@@ -12,6 +12,7 @@ from control.settings import Settings
 from control.stack import supervisor
 from control.stack.ports import free_port, free_udp_range
 from tests.harness.postgres import PostgresServer
+from tests.harness.redis_server import cluster, own_redis  # noqa: F401  (shared fixtures)
 
 
 def free_settings(state_dir: Path, **overrides: object) -> Settings:

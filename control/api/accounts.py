@@ -22,7 +22,9 @@ from control.db import models as m
 bp = Blueprint("accounts", __name__, url_prefix="/v1")
 
 # Only an ancestor may change these: an account cannot lift its own limits or status.
-PARENT_ONLY = ("status", "is_reseller", "max_in", "max_out", "max_dialer", "parent_id")
+PARENT_ONLY = (
+    "status", "is_reseller", "max_in", "max_out", "max_dialer", "parent_id", "cac_redis_policy",
+)  # fmt: skip
 ACCOUNT_DEST = (("did_default_dest_kind", "did_default_dest_id"),)
 
 AccountPatch: type[BaseModel] = patch_model_of(schemas.AccountIn)

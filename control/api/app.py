@@ -6,17 +6,30 @@ import time
 from typing import Any
 
 import redis
+import structlog
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from control.api import accounts, crud, flows, openapi, problems
+from control.api import accounts, calls, crud, flows, hooks, openapi, problems
+from control.api import live as live_state
 from control.api.auth import authenticate, signing_key
 from control.db import make_engine
+from control.secrets import (
+    CasMismatch,
+    SecretAccessDenied,
+    SecretNotFound,
+    SecretStoreError,
+    SecretStoreUnavailable,
+    install_structlog,
+    open_store,
+)
 from control.settings import Settings
 
 PUBLIC = ("/healthz", "/v1/openapi.json")
+log = structlog.get_logger("sipio.api")
+STORE_LABEL = {"vault": "OpenBao/Vault", "local": "local encrypted store"}
 
 
 def create_app(settings: Settings) -> Flask:
@@ -29,7 +42,11 @@ def create_app(settings: Settings) -> Flask:
     sessions = sessionmaker(engine, expire_on_commit=False)
     live = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
     problems.install(app)
-    document: dict[str, Any] = openapi.build()
+    document: dict[str, Any] = hooks.document_secret_routes(openapi.build())
+    # Write-only secrets go to the store at flush; rows keep references (docs/secrets.md).
+    secret_store = open_store(settings)
+    app.config["ROW_SECRETS"] = hooks.install_secrets(sessions, secret_store)
+    install_structlog()  # log lines mask the values this process has handled
 
     @app.before_request
     def open_session() -> None:
@@ -71,6 +88,26 @@ def create_app(settings: Settings) -> Flask:
             return problems.problem(503, "Service Unavailable", "config database unavailable")
         return problems.problem(422, "Unprocessable Content", "a value cannot be stored")
 
+    @app.errorhandler(SecretStoreError)
+    def _secret_store(exc: SecretStoreError) -> Response:
+        """Name the store, not its address: the full reason is in the API log."""
+        store = f"the secret store ({STORE_LABEL.get(secret_store.kind, secret_store.kind)})"
+        if isinstance(exc, CasMismatch):
+            return problems.problem(
+                409, "Conflict", "expected_version is not the current version",
+                field="expected_version",
+            )  # fmt: skip
+        if isinstance(exc, SecretNotFound):
+            return problems.problem(404, "Not Found", f"{store} has no such secret")
+        log.warning("secret store failure", error=str(exc), error_type=type(exc).__name__)
+        if isinstance(exc, SecretStoreUnavailable):
+            detail = f"{store} is unavailable; try again later"
+        elif isinstance(exc, SecretAccessDenied):
+            detail = f"{store} refused the request; an operator must check its credentials"
+        else:
+            detail = f"{store} failed; an operator will find the reason in the API log"
+        return problems.problem(503, "Service Unavailable", detail, secret_store=secret_store.kind)
+
     @app.get("/v1/openapi.json")
     def openapi_json() -> Response:
         return jsonify(document)
@@ -102,4 +139,6 @@ def create_app(settings: Settings) -> Flask:
     crud.install(app)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(flows.bp)
+    app.register_blueprint(calls.bp)
+    app.register_blueprint(live_state.bp)
     return app

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from control.api import accounts, registry, schemas
+from control.api import accounts, calls, live, registry, schemas
 
 ERROR = {"$ref": "#/components/responses/Problem"}
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}]
@@ -99,6 +99,8 @@ def build() -> dict[str, Any]:
     }
     _tenancy_paths(paths, c)
     _flow_paths(paths, c)
+    paths.update(calls.openapi_paths())
+    _live_paths(paths, c)
     paths["/healthz"] = {
         "get": {
             "summary": "Liveness and readiness",
@@ -294,4 +296,49 @@ def _flow_paths(paths: dict[str, Any], c: _Components) -> None:
         "parameters": [*flow_id, {"name": "version", "in": "path", "required": True,
                                   "schema": {"type": "integer"}}],
         "get": _op("Read one version", "flows", {"200": _json(version)}),
+    }  # fmt: skip
+
+
+def _live_paths(paths: dict[str, Any], c: _Components) -> None:
+    count = {"type": "object", "required": ["kind", "count", "limit"]}
+    cac = {
+        "type": "object",
+        "required": ["account_id", "calls", "counters", "windows"],
+        "properties": {
+            "account_id": {"type": "string"},
+            "calls": {"type": "integer"},
+            "counters": {"type": "array", "items": count},
+            "windows": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    reset = {"type": "object", "required": ["account_id", "mode", "calls_forgotten", "drift"]}
+    agent = {
+        "type": "object",
+        "required": ["userId", "accountId", "status", "state", "reachable", "bucket", "queues"],
+        "properties": {
+            "status": {"enum": ["offline", "available", "on_break"]},
+            "state": {"enum": ["waiting", "offering", "in_call", "wrap_up"]},
+            "reachable": {"type": "boolean"},
+            "bucket": {"type": "string"},
+            "queues": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    query = {"in": "query", "schema": {"type": "string"}}
+    paths["/v1/cac"] = {
+        "get": _op("Live admission counters of an account", "limits", {"200": _json(cac)},
+                   parameters=[{"name": "account_id", **query}]),
+    }  # fmt: skip
+    paths["/v1/cac/reset"] = {
+        "post": _op("Force-clear (parent) or recount an account's counters", "limits",
+                    {"200": _json(reset)}, requestBody=_body(c.ref(live.CacResetIn))),
+    }  # fmt: skip
+    paths["/v1/agents"] = {
+        "get": _op("Live agent state", "agents",
+                   {"200": _json({"type": "object", "required": ["items"],
+                                  "properties": {"items": {"type": "array", "items": agent}}})},
+                   parameters=[{"name": "account_id", **query}, {"name": "userId", **query}]),
+    }  # fmt: skip
+    paths["/v1/agents/state"] = {
+        "post": _op("Agent control: login, logout, available, pause", "agents",
+                    {"200": _json(agent)}, requestBody=_body(c.ref(live.AgentStateIn))),
     }  # fmt: skip

@@ -141,6 +141,7 @@ RESOURCES: list[Resource] = [
         dests=(("dest_kind", "dest_id"),),
         refs={"queue_id": "queues", "prompt_media_id": "media_files"},
         filters=("queue_id", "digit", "action"),
+        write_only=("webhook_token",),
         read_only={"webhook_secret_ref": str | None},
     ),
     Resource(
@@ -157,11 +158,12 @@ RESOURCES: list[Resource] = [
     Resource(
         "voicemail_boxes", m.VoicemailBox, "vm", "voicemail", s.VoicemailBoxIn,
         refs={"greeting_media_id": "media_files"}, filters=("name",),
-        read_only={"pin_secret_ref": str | None},
+        write_only=("pin",), read_only={"pin_secret_ref": str | None},
     ),
     Resource(
         "conferences", m.Conference, "conf", "conferences", s.ConferenceIn,
-        filters=("name", "status"), read_only={"pin_secret_ref": str | None},
+        filters=("name", "status"),
+        write_only=("pin",), read_only={"pin_secret_ref": str | None},
     ),
     Resource(
         "time_schedules", m.TimeSchedule, "sch", "schedules", s.TimeScheduleIn,
@@ -174,7 +176,7 @@ RESOURCES: list[Resource] = [
     Resource(
         "sip_trunks", m.SipTrunk, "tr", "trunks", s.SipTrunkIn,
         filters=("name", "role", "direction", "status"),
-        read_only={"auth_secret_ref": str | None},
+        write_only=("auth_password",), read_only={"auth_secret_ref": str | None},
     ),
     Resource(
         "media_files", m.MediaFile, "media", "media", s.MediaFileIn, filters=("kind", "name"),

@@ -6,9 +6,9 @@ Defaults are the spec's. Update (PATCH) and response models are derived from the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from control.api.fields import (
     E164,
@@ -48,6 +48,20 @@ from control.api.fields import (
 
 Status = Literal["active", "disabled"]
 
+# Write-only secrets: stored in the secret store, the row keeps a ``*_secret_ref`` (SPEC 22).
+TrunkPassword = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,12}$")]
+BearerToken = Annotated[
+    str, StringConstraints(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9._~+/-]+=*$")
+]
+WRITE_ONLY: dict[str, Any] = {"writeOnly": True}
+
+
+def write_only(description: str) -> Any:
+    return Field(None, description=f"Write-only. {description}", json_schema_extra=WRITE_ONLY)
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -72,6 +86,9 @@ class AccountIn(BaseModel):
     default_cid_number: Number | None = None
     did_default_dest_kind: DestKindName | None = None
     did_default_dest_id: Id | None = None
+    cac_redis_policy: Literal["open", "closed"] = Field(
+        "open", description="While Redis is unreachable: admit (open) or refuse with 503."
+    )
 
 
 class SipDomainIn(Body):
@@ -197,6 +214,9 @@ class InQueueOptionIn(Body):
     dest_kind: DestKindName | None = None
     dest_id: Id | None = None
     webhook_url: HttpsUrl | None = None
+    webhook_token: BearerToken | None = write_only(
+        "Bearer token sent with the webhook; kept in the secret store (webhook_secret_ref)."
+    )
     stay_in_queue: Flag = 0
     prompt_media_id: Id | None = None
     label: Text100 | None = None
@@ -231,6 +251,7 @@ class VoicemailBoxIn(Body):
     skip_instructions: Flag = 0
     quota_mb: Count = 200
     notify_email: Email | None = None
+    pin: Pin | None = write_only("Mailbox PIN (4-12 digits); kept in the secret store.")
 
 
 class ScheduleRuleIn(BaseModel):
@@ -268,6 +289,9 @@ class SipTrunkIn(Body):
     transport: Literal["udp", "tcp", "tls"] = "udp"
     do_register: Flag = 0
     auth_username: Text128 | None = None
+    auth_password: TrunkPassword | None = write_only(
+        "Digest password for the carrier; kept in the secret store (auth_secret_ref)."
+    )
     realm: Text255 | None = None
     from_domain: Text255 | None = None
     from_user: Text128 | None = None
@@ -299,6 +323,7 @@ class ForwardTargetIn(Body):
 class ConferenceIn(Body):
     name: Name
     max_members: Count | None = None
+    pin: Pin | None = write_only("Entry PIN (4-12 digits); kept in the secret store.")
     record: Flag = 0
     status: Status = "active"
 
@@ -322,3 +347,25 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scopes: list[Scope] | None = Field(None, description="Subset of the key's scopes.")
     ttl_sec: int = Field(3600, ge=60, le=43200)
+
+
+class Rotation(BaseModel):
+    """``POST /v1/{resource}/{id}/rotate_secret``: a new version of the row's secret."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    expected_version: int | None = Field(
+        None, ge=0, le=2**31 - 1,
+        description="Check-and-set: the version you believe is current (0: none yet).",
+    )  # fmt: skip
+
+
+class TrunkPasswordRotation(Rotation):
+    auth_password: TrunkPassword = Field(json_schema_extra=WRITE_ONLY)
+
+
+class PinRotation(Rotation):
+    pin: Pin | None = write_only("Omitted: a random 6-digit PIN, returned once.")
+
+
+class WebhookTokenRotation(Rotation):
+    webhook_token: BearerToken | None = write_only("Omitted: a random token, returned once.")

@@ -71,6 +71,10 @@ class Account(Stamped, Base):
     default_cid_number: Mapped[str | None] = mapped_column(String(32))
     did_default_dest_kind: Mapped[str | None] = mapped_column(String(16))
     did_default_dest_id: Mapped[str | None] = mapped_column(String(40))
+    # Admission when Redis is unreachable: "open" admits (and reconciles later), "closed" 503s.
+    cac_redis_policy: Mapped[str] = mapped_column(
+        String(8), default="open", server_default="open", nullable=False
+    )
 
 
 class SipDomain(Owned, Base):

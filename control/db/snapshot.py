@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from control.core.admission import LimitBook
 from control.core.routing import model as mdl
 from control.core.schedule import Schedule, ScheduleRule
 from control.core.targets import RouteTarget
@@ -60,6 +61,7 @@ _MODELS: tuple[type[Any], ...] = (
     m.CallFlow,
     m.VoicemailBox,
     m.Conference,
+    m.CallLimit,
 )
 
 
@@ -209,4 +211,7 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
         schedules=schedules,
         queue_hours={q.id: _hours(q) for q in rows[m.Queue]},
         media_targets=frozenset(media),
+        limits=LimitBook.from_rows(
+            accounts_raw, rows[m.SipUser], rows[m.Did], rows[m.SipTrunk], rows[m.CallLimit]
+        ),
     )

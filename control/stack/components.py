@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 import sysconfig
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -260,6 +261,57 @@ class ControlApi(Component):
         return Health(body.get("status") == "ok", f"/healthz {body.get('status')}")
 
 
+class Collector(Component):
+    """Events → Iceberg (``control.cdr``). Healthy while its Redis heartbeat is fresh and says
+    it is consuming; the heartbeat also carries its counters (entries, batches, dead letters)."""
+
+    name = "collector"
+    stale_ms = 15_000
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.redis_url} {','.join(self.settings.event_streams)}"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "control.cdr"]
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def check(self) -> Health:
+        from control.cdr.collector import heartbeat_key
+
+        client = redis.Redis.from_url(
+            self.settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        try:
+            beat: dict[bytes, bytes] = client.hgetall(  # type: ignore[assignment]
+                heartbeat_key(self.settings.collector_consumer)
+            )
+        except redis.RedisError as exc:
+            return Health(False, f"Redis unreachable: {exc}")
+        finally:
+            client.close()
+        fields = {k.decode(): v.decode() for k, v in beat.items()}
+        if not fields:
+            return Health(False, "no heartbeat yet")
+        age = int(time.time() * 1000) - int(fields.get("ts", 0))
+        detail = (
+            f"{fields.get('state')} {age}ms ago; entries={fields.get('entries')} "
+            f"batches={fields.get('batches')} dead_letters={fields.get('dead_letters')}"
+        )
+        return Health(fields.get("state") == "running" and age < self.stale_ms, detail)
+
+
 def stack_components(settings: Settings) -> list[Component]:
-    """In start order: stores first, then media, then signaling, then the API."""
-    return [RedisServer(settings), Rtpengine(settings), Kamailio(settings), ControlApi(settings)]
+    """In start order: stores first, then media, then signaling, then the API; the collector
+    last (it only needs Redis, and nothing waits for it)."""
+    return [
+        RedisServer(settings),
+        Rtpengine(settings),
+        Kamailio(settings),
+        ControlApi(settings),
+        Collector(settings),
+    ]

@@ -280,7 +280,7 @@ def test_dialog_events_close_every_call(stack: Settings, acme: Tenant) -> None:
     assert answered.ok and answering.wait().ok
     time.sleep(0.3)
     kinds = [e["type"] for e in call_events(stack, sipp_call_id(answered.messages))]
-    assert kinds[-3:] == ["route", "call_answered", "call_ended"], kinds
+    assert kinds[-4:] == ["route", "cac", "call_answered", "call_ended"], kinds
     route = next(
         e for e in call_events(stack, sipp_call_id(answered.messages)) if e["type"] == "route"
     )

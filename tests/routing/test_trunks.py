@@ -119,6 +119,11 @@ def test_outbound_call_reaches_the_trunk_with_the_right_caller_id(
     assert first_request_line(received.messages).startswith("INVITE sip:15550109999@")
     assert any("sip:4930123456@" in v for v in header(received.messages, "P-Asserted-Identity"))
     assert any("4930123456" in v for v in header(received.messages, "From"))
+    # Media is anchored on rtpengine for trunk calls too.
+    from tests.routing.test_media_anchor import media_lines
+
+    _, port = media_lines(received.messages, "INVITE ")
+    assert stack.rtp_port_min <= port <= stack.rtp_port_max
     # The caller's own dialog keeps its From (uac restores it on the way back).
     assert all("4930123456" not in v for v in header(result.messages, "From"))
 

@@ -6,7 +6,6 @@ import asyncio
 import random
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +21,7 @@ from control.rtpengine import (
     Node,
 )
 from control.rtpengine.pool import worker_redis
-from control.stack.components import CLEAN_PATH
 from control.stack.ports import free_port
-from control.stack.process import spawn, stop
 from tests.harness.rtpengine import RtpengineNode
 from tests.rtpengine.sdp import audio_sdp
 
@@ -193,65 +190,18 @@ def test_pool_degrades_without_redis(node_a: RtpengineNode, node_b: RtpengineNod
         hung.close()
 
 
-@pytest.fixture
-def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
-    """A one-node Redis Cluster owning all 16384 slots: enough to prove the key layout."""
-    port = free_port(udp=False)
-    record = spawn(
-        "redis-cluster",
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            str(tmp_path / "nodes.conf"),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        {"PATH": CLEAN_PATH},
-        tmp_path / "redis.log",
-        tmp_path,
-    )
-    try:
-        plain = redis.Redis(port=port, socket_timeout=1.0)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                plain.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, (tmp_path / "redis.log").read_text()
-                time.sleep(0.05)
-        plain.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-        while b"cluster_state:ok" not in plain.execute_command("CLUSTER", "INFO"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        plain.close()
-        cluster = RedisCluster(host="127.0.0.1", port=port)
-        yield cluster
-        cluster.close()
-    finally:
-        stop(record)
-
-
-def test_pool_on_redis_cluster(
-    node_a: RtpengineNode, node_b: RtpengineNode, redis_cluster: RedisCluster
+def test_pool_on_cluster(
+    node_a: RtpengineNode, node_b: RtpengineNode, cluster: RedisCluster
 ) -> None:
-    pool = pool_of({node_a: 1, node_b: 1}, redis_cluster, "sipio:rtpengine")
+    pool = pool_of({node_a: 1, node_b: 1}, cluster, "sipio:rtpengine")
     call_id = "cluster@sipio.test"
     node = pool.offer(call_id, CALLER, from_tag="a").node
     key = f"sipio:rtpengine:call:{{{call_id}}}"
-    assert redis_cluster.get(key) == node.encode()
-    assert redis_cluster.keyslot(key) == redis_cluster.keyslot(call_id)  # the hash tag
+    assert cluster.get(key) == node.encode()
+    assert cluster.keyslot(key) == cluster.keyslot(call_id)  # the hash tag
     assert pool.answer(call_id, CALLEE, from_tag="a", to_tag="b").node == node
     pool.delete(call_id)
-    assert redis_cluster.exists(key) == 0
+    assert cluster.exists(key) == 0
 
 
 def test_asyncio_services_share_one_pool(

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from control.core.admission import LimitBook
 from control.core.schedule import Schedule
 from control.core.targets import RouteTarget
 
@@ -156,6 +157,8 @@ class Snapshot:
     queue_hours: Mapping[str, Hours] = field(default_factory=dict)
     # (kind, id) of media-engine targets that exist: flows, queues, voicemail, conferences
     media_targets: frozenset[tuple[str, str]] = frozenset()
+    # Admission limits of every account (control.core.admission.LimitBook)
+    limits: LimitBook = field(default_factory=LimitBook)
 
     def trunk_for_source(self, address: str) -> Trunk | None:
         """The active trunk whose inbound_ips contain ``address`` (IP-authenticated peers)."""
