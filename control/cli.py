@@ -497,7 +497,9 @@ def esl_controller(
 @click.option("--every", type=float, default=0.0, help="Repeat every N seconds (0: once).")
 @click.option("--grace", type=float, default=5.0, show_default=True,
               help="Calls younger than this are never released (still being set up).")  # fmt: skip
-def reconcile(state_dir: Path, every: float, grace: float) -> None:
+@click.option("--status-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the last pass's outcome here (read by `sipio status`).")  # fmt: skip
+def reconcile(state_dir: Path, every: float, grace: float, status_file: Path | None) -> None:
     """Repair admission counters against Kamailio's live dialogs (dlg.list)."""
     from control.kamailio import KamailioRpc, KamailioRpcError
     from control.live.admission import AdmissionStore
@@ -509,10 +511,15 @@ def reconcile(state_dir: Path, every: float, grace: float) -> None:
     while True:
         try:
             report = reconcile_once(rpc, store, grace)
+            ok = True
+            detail = f"released {report.released} stale calls, repaired {report.drifted} counters"
         except KamailioRpcError as exc:
-            raise click.ClickException(f"Kamailio: {exc}") from None
-        click.echo(f"reconciled: released {report.released} stale calls, repaired "
-                   f"{report.drifted} drifted counters")  # fmt: skip
+            ok, detail = False, f"Kamailio: {exc}"
+        if status_file is not None:
+            status_file.write_text(json.dumps({"ts": time.time(), "ok": ok, "detail": detail}))
+        click.echo(f"reconcile: {detail}")
         if every <= 0:
+            if not ok:
+                sys.exit(1)
             return
         time.sleep(every)

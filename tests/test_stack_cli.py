@@ -17,7 +17,7 @@ from control.stack.process import group_members
 from tests.conftest import free_settings
 from tests.harness.postgres import PostgresServer
 
-COMPONENTS = {"redis", "rtpengine", "kamailio", "api", "collector"}
+COMPONENTS = {"redis", "rtpengine", "kamailio", "api", "collector", "reconciler"}
 
 
 def sipio(binary: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -305,6 +305,45 @@ class Collector(Component):
         return Health(fields.get("state") == "running" and age < self.stale_ms, detail)
 
 
+class Reconciler(Component):
+    """`sipio reconcile --every N`: admission counters against Kamailio's live dialogs.
+    Healthy while its status file says the last pass ran recently and succeeded."""
+
+    name = "reconciler"
+    every_sec = 30
+
+    @property
+    def address(self) -> str:
+        return f"every {self.every_sec}s"
+
+    @property
+    def status_path(self) -> Path:
+        return self.settings.run_dir / "reconciler.json"
+
+    def argv(self) -> list[str]:
+        return [
+            str(Path(sys.executable).parent / "sipio"), "reconcile",
+            "--state-dir", str(self.settings.state_dir),
+            "--every", str(self.every_sec),
+            "--status-file", str(self.status_path),
+        ]  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def check(self) -> Health:
+        try:
+            status = json.loads(self.status_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return Health(False, "no pass yet")
+        age = time.time() - float(status.get("ts", 0))
+        if not status.get("ok") or age > 2 * self.every_sec + 10:
+            return Health(False, f"last pass {age:.0f}s ago: {status.get('detail')}")
+        return Health(True, f"last pass {age:.0f}s ago: {status.get('detail')}")
+
+
 def stack_components(settings: Settings) -> list[Component]:
     """In start order: stores first, then media, then signaling, then the API; the collector
     last (it only needs Redis, and nothing waits for it)."""
@@ -314,4 +353,5 @@ def stack_components(settings: Settings) -> list[Component]:
         Kamailio(settings),
         ControlApi(settings),
         Collector(settings),
+        Reconciler(settings),
     ]
