@@ -48,6 +48,8 @@ bench: venv
 	$(VENV)/bin/python -m bench.options_rate
 	$(VENV)/bin/python -m bench.call_rate
 	$(VENV)/bin/python -m bench.ng_rate
+	$(VENV)/bin/python -m bench.admission_rate
+	$(VENV)/bin/python -m bench.cdr_rate
 
 clean:
 	-$(SIPIO) down --state-dir $(STATE_DIR)
