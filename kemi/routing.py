@@ -289,6 +289,9 @@ class Router:
             for header in decision.reply_headers():
                 KSR.hdr.append_to_reply(f"{header}\r\n")
             KSR.sl.sl_send_reply(reject.code, reject.reason)
+            # No dialog will report this call: close it here for the CDR.
+            self.trace("call_failed", account_id=facts.account_id, code=reject.code,
+                       reason="rejected_by_cac")  # fmt: skip
             return False
         self.admitted = decision.token
         KSR.pv.sets("$avp(sipio_cac)", decision.token)

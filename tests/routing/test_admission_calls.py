@@ -90,6 +90,12 @@ def test_sliding_window_refuses_the_sixth_call(stack: Settings, prov: Provisione
     sixth = phone.call(proxy(stack), "+4930555109", scenario="uac_call_refused.xml")
     assert sixth.ok, sixth.output
     assert "SIP/2.0 503" in sixth.messages
+    from tests.routing.test_calls import call_events, sipp_call_id
+
+    closing = [
+        e for e in call_events(stack, sipp_call_id(sixth.messages)) if e["type"] == "call_failed"
+    ]
+    assert closing and closing[0]["reason"] == "rejected_by_cac"  # the CDR is closed too
     assert carrier.wait().ok
     time.sleep(0.3)
     assert counters(prov, tenant.id)["account:out"] == 0
