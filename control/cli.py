@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import redis
 from pydantic import ValidationError
 
 from control import logs
@@ -500,14 +501,17 @@ def esl_controller(
 @click.option("--status-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the last pass's outcome here (read by `sipio status`).")  # fmt: skip
 def reconcile(state_dir: Path, every: float, grace: float, status_file: Path | None) -> None:
-    """Repair admission counters against Kamailio's live dialogs (dlg.list)."""
+    """Repair admission counters against Kamailio's live dialogs (dlg.list); with --every,
+    also feed agents' reachability from the registrar's events between passes."""
     from control.kamailio import KamailioRpc, KamailioRpcError
     from control.live.admission import AdmissionStore
+    from control.live.feed import PresenceFeed
     from control.live.kamailio_sync import reconcile_once
 
     settings = _stack_settings(state_dir)
     rpc = KamailioRpc(settings.kamailio_rpc_socket)
     store = AdmissionStore.from_url(settings.redis_url)
+    feed = PresenceFeed(redis.Redis.from_url(settings.redis_url)) if every > 0 else None
     while True:
         try:
             report = reconcile_once(rpc, store, grace)
@@ -518,8 +522,15 @@ def reconcile(state_dir: Path, every: float, grace: float, status_file: Path | N
         if status_file is not None:
             status_file.write_text(json.dumps({"ts": time.time(), "ok": ok, "detail": detail}))
         click.echo(f"reconcile: {detail}")
-        if every <= 0:
+        if every <= 0 or feed is None:
             if not ok:
                 sys.exit(1)
             return
-        time.sleep(every)
+        # Between passes, keep agents' reachability current from the registrar's events.
+        until = time.monotonic() + every
+        while time.monotonic() < until:
+            try:
+                feed.run_once(block_ms=1000)
+            except redis.RedisError as exc:
+                click.echo(f"presence feed: {exc}", err=True)
+                time.sleep(1)

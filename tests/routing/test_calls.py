@@ -306,3 +306,27 @@ def test_suspended_account_cannot_register(stack: Settings, prov: Provisioner) -
     result = phone(tenant, device, device["password"]).register(proxy(stack))
     assert not result.ok
     assert "SIP/2.0 403 Forbidden" in result.messages
+
+
+def test_agent_reachability_follows_registration(
+    stack: Settings, acme: Tenant, prov: Provisioner
+) -> None:
+    agent = acme.user_with_devices("1991", is_agent=1)
+
+    def reachable() -> bool | None:
+        status, body = prov.call("GET", f"/v1/agents?userId={agent['id']}")
+        assert status == 200, body
+        return body["items"][0]["reachable"] if body["items"] else None
+
+    def wait_for(expected: bool) -> bool:
+        deadline = time.monotonic() + 5
+        while reachable() is not expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return reachable() is expected
+
+    settle(stack)
+    assert reachable() is False
+    p = registered(stack, acme, agent)
+    assert wait_for(True)
+    assert p.register(proxy(stack), expires=0).ok
+    assert wait_for(False)
