@@ -38,6 +38,11 @@ class Redactor:
             self._values.popitem(last=False)
         self._pattern = None
 
+    def forget(self) -> None:
+        """Drop every remembered value (a new process role, or a test starting clean)."""
+        self._values.clear()
+        self._pattern = None
+
     def text(self, text: str) -> str:
         if not self._values:
             return text

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import structlog
 
-from control.secrets import MASK, RedactingFilter, Redactor, install_structlog, open_store
+from control.secrets import (
+    MASK,
+    REDACTOR,
+    RedactingFilter,
+    Redactor,
+    install_structlog,
+    open_store,
+)
 from control.settings import Settings
 
 # Kept away from the raising frame: rich tracebacks also print the source lines around it,
@@ -22,6 +29,7 @@ BY_KEY = "Chosen-" + "By-Key-1"
 @pytest.fixture
 def restore_structlog() -> Iterator[None]:
     saved = structlog.get_config()
+    REDACTOR.forget()  # values other tests' stores handed out in this process
     yield
     structlog.configure(**saved)
 
