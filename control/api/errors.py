@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -48,3 +49,12 @@ class Invalid(ApiProblem):
 
 def field_error(loc: str, msg: str, kind: str = "value_error") -> dict[str, Any]:
     return {"loc": ["body", *loc.split(".")], "msg": msg, "type": kind}
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def located_error(path: str, msg: str, kind: str, under: str = "") -> dict[str, Any]:
+    """A core validator's ``nodes[3].data.maxDigits`` as ``body.<under>.nodes.3.data...``."""
+    parts = [name or index for name, index in _STEP.findall(path)]
+    return field_error(".".join([under, *parts] if under else parts), msg, kind)

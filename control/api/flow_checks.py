@@ -3,10 +3,9 @@ a flow may point at, and the objects a published document references."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from control.api.errors import field_error
+from control.api.errors import field_error, located_error
 from control.core.flow import AccountRefs, FlowInvalid, Ref, parse_flow, validate_flow
 
 # The table behind each kind of reference a node can hold.
@@ -22,13 +21,6 @@ REF_TABLE: dict[Ref, str] = {
     Ref.EXTENSION: "extensions",
     Ref.FORWARD: "forward_targets",
 }
-_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def _loc(path: str) -> str:
-    """``nodes[3].data.maxDigits`` -> ``document.nodes.3.data.maxDigits``."""
-    parts = [name or index for name, index in _STEP.findall(path)]
-    return ".".join(["document", *parts])
 
 
 def document_errors(document: Any, refs: dict[str, set[str]] | None) -> list[dict[str, Any]]:
@@ -46,7 +38,10 @@ def document_errors(document: Any, refs: dict[str, set[str]] | None) -> list[dic
     known = AccountRefs(
         **{ref.value: frozenset(refs.get(table, ())) for ref, table in REF_TABLE.items()}
     )
-    return [field_error(_loc(e.path), e.message, "flow") for e in validate_flow(document, known)]
+    return [
+        located_error(e.path, e.message, "flow", under="document")
+        for e in validate_flow(document, known)
+    ]
 
 
 def draft_issues(document: dict[str, Any]) -> list[str]:

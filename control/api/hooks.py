@@ -13,8 +13,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from control.api import schemas
-from control.api.errors import Invalid, NotFound, field_error
+from control.api.errors import Invalid, NotFound, field_error, located_error
 from control.core.digest import digest_hashes, new_password
+from control.core.schedule import validate_rules
 from control.db import models as m
 from control.secrets import SecretStore
 from control.secrets.rows import RowSecrets, SecretColumn
@@ -186,9 +187,10 @@ class CallLimitRules(Rules):
 
 class ScheduleRules(Rules):
     def check(self, session, values, account_id):  # type: ignore[no-untyped-def]
-        from control.api.schedules import rule_errors
-
-        return rule_errors(values.get("rules") or [])
+        return [
+            located_error(e.path, e.message, "schedule")
+            for e in validate_rules(values.get("rules") or [])
+        ]
 
 
 BEFORE_WRITE: dict[str, Rules] = {
