@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from control.api import schemas
 from control.api.auth import ALL, SCOPES, Principal, mint_token, new_api_key, require
-from control.api.crud import encode_cursor, json_body, page_args
+from control.api.crud import json_body, paged
 from control.api.errors import Conflict, Forbidden, Invalid, NotFound, field_error
 from control.api.registry import patch_model_of
 from control.api.store import bump_config_version, check_references, new_id
@@ -66,19 +66,10 @@ def own_account() -> Response:
 @bp.get("/accounts")
 def list_accounts() -> Response:
     principal = require("accounts")
-    limit, after = page_args()
-    query = select(m.Account).order_by(m.Account.id).limit(limit)
-    if principal.accounts is not None:
-        query = query.where(m.Account.id.in_(principal.accounts))
-    if after:
-        query = query.where(m.Account.id > after)
+    query = select(m.Account)
     if parent := request.args.get("parent_id"):
         query = query.where(m.Account.parent_id == parent)
-    rows = list(g.db.scalars(query))
-    return jsonify(
-        items=[account_dict(g.db, r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None,
-    )
+    return paged(query, m.Account.id, m.Account.id, principal, lambda r: account_dict(g.db, r))
 
 
 @bp.post("/accounts")
@@ -202,17 +193,7 @@ def _grantable(principal: Principal, scopes: list[str]) -> list[str]:
 @bp.get("/api_keys")
 def list_keys() -> Response:
     principal = require("keys")
-    limit, after = page_args()
-    query = select(m.ApiKey).order_by(m.ApiKey.id).limit(limit)
-    if principal.accounts is not None:
-        query = query.where(m.ApiKey.account_id.in_(principal.accounts))
-    if after:
-        query = query.where(m.ApiKey.id > after)
-    rows = list(g.db.scalars(query))
-    return jsonify(
-        items=[key_dict(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None,
-    )
+    return paged(select(m.ApiKey), m.ApiKey.id, m.ApiKey.account_id, principal, key_dict)
 
 
 @bp.post("/api_keys")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
@@ -49,6 +50,22 @@ def page_args() -> tuple[int, str | None]:
         )
     cursor = request.args.get("cursor")
     return int(raw), decode_cursor(cursor) if cursor else None
+
+
+def paged(
+    query: Any, id_column: Any, account_column: Any, principal: Principal,
+    render: Callable[[Any], dict[str, Any]],
+) -> Response:  # fmt: skip
+    """One keyset page of ``query`` (``?limit``, ``?cursor``) within the principal's reach."""
+    limit, after = page_args()
+    query = query.order_by(id_column).limit(limit)
+    if principal.accounts is not None:
+        query = query.where(account_column.in_(principal.accounts))
+    if after:
+        query = query.where(id_column > after)
+    rows = list(g.db.scalars(query))
+    next_cursor = encode_cursor(rows[-1].id) if len(rows) == limit else None
+    return jsonify(items=[render(r) for r in rows], next_cursor=next_cursor)
 
 
 def row_dict(resource: Resource, row: Any) -> dict[str, Any]:
@@ -117,10 +134,8 @@ def make_blueprint(resource: Resource) -> Blueprint:
     @bp.get("")
     def list_rows() -> Response:
         principal = require(resource.scope)
-        session: Session = g.db
-        limit, after = page_args()
         model = resource.model
-        query = select(model).order_by(model.id).limit(limit)
+        query = select(model)
         for key, value in request.args.items():
             if key in ("limit", "cursor"):
                 continue
@@ -135,13 +150,7 @@ def make_blueprint(resource: Resource) -> Blueprint:
                     [{"loc": ["query", key], "msg": "unknown filter", "type": "filter"}],
                     f"filters: {', '.join(('account_id', *resource.filters))}",
                 )
-        if principal.accounts is not None:
-            query = query.where(model.account_id.in_(principal.accounts))
-        if after:
-            query = query.where(model.id > after)
-        rows = list(session.scalars(query))
-        next_cursor = encode_cursor(rows[-1].id) if len(rows) == limit else None
-        return jsonify(items=[row_dict(resource, r) for r in rows], next_cursor=next_cursor)
+        return paged(query, model.id, model.account_id, principal, lambda r: row_dict(resource, r))
 
     @bp.post("")
     def create() -> tuple[Response, int, dict[str, str]]:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from control.api import schemas
 from control.api.auth import Principal, require
-from control.api.crud import encode_cursor, json_body, page_args
+from control.api.crud import json_body, paged
 from control.api.errors import Conflict, Invalid, NotFound, field_error
 from control.api.flow_checks import document_errors, document_references, draft_issues
 from control.api.store import bump_config_version, new_id, referrers
@@ -78,20 +78,13 @@ def _shape_checked(document: Any) -> dict[str, Any]:
 @bp.get("")
 def list_flows() -> Response:
     principal = require(SCOPE)
-    limit, after = page_args()
-    query = select(m.CallFlow).order_by(m.CallFlow.id).limit(limit)
-    if principal.accounts is not None:
-        query = query.where(m.CallFlow.account_id.in_(principal.accounts))
-    if after:
-        query = query.where(m.CallFlow.id > after)
+    query = select(m.CallFlow)
     if name := request.args.get("name"):
         query = query.where(m.CallFlow.name == name)
     if "account_id" in request.args:
         query = query.where(m.CallFlow.account_id == request.args["account_id"])
-    rows = list(g.db.scalars(query))
-    return jsonify(
-        items=[flow_dict(g.db, r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None,
+    return paged(
+        query, m.CallFlow.id, m.CallFlow.account_id, principal, lambda r: flow_dict(g.db, r)
     )
 
 
