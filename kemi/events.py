@@ -16,7 +16,7 @@ class EventSink:
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
         self._client: redis.Redis | None = None  # per worker, after fork
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[str] = []  # serialised once: the same text is logged and written
 
     def _redis(self) -> redis.Redis:
         if self._client is None:
@@ -25,10 +25,12 @@ class EventSink:
             )
         return self._client
 
-    def add(self, kind: str, call_id: str, **data: Any) -> dict[str, Any]:
+    def add(self, kind: str, call_id: str, **data: Any) -> str:
+        """Queue an event for the next flush; returns its JSON text (for the log line)."""
         event = {"type": kind, "call_id": call_id, "ts": int(time.time() * 1000), **data}
-        self.pending.append(event)
-        return event
+        text = json.dumps(event, default=str, separators=(",", ":"))
+        self.pending.append(text)
+        return text
 
     def flush(self) -> str | None:
         """Write what was added; returns an error text instead of raising."""
@@ -40,7 +42,7 @@ class EventSink:
             for event in events:
                 # No MAXLEN: an unread event must never be trimmed; the collector trims what
                 # every consumer group has acknowledged.
-                pipe.xadd(STREAM, {"e": json.dumps(event, default=str)})
+                pipe.xadd(STREAM, {"e": event})
             pipe.execute()
         except redis.RedisError as exc:
             return f"{type(exc).__name__}: {exc}"

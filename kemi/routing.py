@@ -18,7 +18,6 @@ from typing import Any
 import KSR  # provided by app_python3 inside Kamailio
 
 from control.core.admission import CallFacts, facts_from_route
-from control.core.numbers import to_e164
 from control.core.routing import resolve as core
 from control.core.routing.directives import (
     Directive,
@@ -232,7 +231,7 @@ class Router:
         if trunk is not None:
             directive = core.from_trunk(snap, trunk, call)
             origin = {"trunk_id": trunk.id}
-            did = snap.dids.get(to_e164(call.dialled) or call.dialled)
+            did = core.did_for(snap, call.dialled)
             did_id = did.id if did is not None else None
             origin_account = did.account_id if did is not None else trunk.account_id
         else:
@@ -575,8 +574,7 @@ class Router:
 
     # -- tracing --------------------------------------------------------------------------------
     def trace(self, kind: str, **data: Any) -> None:
-        event = self.events.add(kind, KSR.pv.getvs("$ci", ""), **data)
-        KSR.info(f"sipio {json.dumps(event, default=str, separators=(',', ':'))}\n")
+        KSR.info(f"sipio {self.events.add(kind, KSR.pv.getvs('$ci', ''), **data)}\n")
 
     def flush_events(self) -> None:
         error = self.events.flush()

@@ -71,10 +71,15 @@ def from_device(snap: mdl.Snapshot, device: mdl.Device, call: Call) -> Directive
     return _outbound(account, trunk, number, CallerId(presented, user.out_cid_name))
 
 
+def did_for(snap: mdl.Snapshot, dialled: str) -> mdl.Did | None:
+    """The DID a carrier dialled (platform-wide, E.164 without "+")."""
+    return snap.dids.get(to_e164(dialled) or dialled)
+
+
 def from_trunk(snap: mdl.Snapshot, trunk: mdl.Trunk, call: Call) -> Directive:
     """A carrier or PBX (IP-authenticated) delivered a call: DID -> hours -> route target."""
-    number = to_e164(call.dialled) or call.dialled
-    did = snap.dids.get(number)
+    did = did_for(snap, call.dialled)
+    number = did.e164 if did is not None else call.dialled
     if did is None or did.status == "disabled":
         return Reject(404, "Not Found", f"no DID {number}")
     account = snap.accounts.get(did.account_id)
