@@ -26,13 +26,14 @@ from typing import Any
 
 import redis
 
+from bench.common import per_second, start_one
 from control.core.admission import AccountLimits, CallFacts, LimitBook, Rule, TrunkLimits, plan
 from control.live.admission import AdmissionStore
 from control.live.client import worker_redis
 from control.settings import Settings
 from control.stack.components import RedisServer
 from control.stack.ports import free_port
-from control.stack.process import ProcessRecord, log_tail, spawn, stop
+from control.stack.process import stop
 
 BIG = 10**9
 BOOK = LimitBook(
@@ -52,32 +53,6 @@ def facts(tag: str, i: int) -> CallFacts:
         did_id="did_bench",
         in_trunk_id="tr_bench",
     )
-
-
-def start_redis(settings: Settings) -> ProcessRecord:
-    component = RedisServer(settings)
-    component.prepare()
-    record = spawn(
-        component.name, component.argv(), component.env(), component.log_path, settings.state_dir
-    )
-    deadline = time.monotonic() + 10
-    while not component.check().ok:
-        if time.monotonic() > deadline:
-            stop(record)
-            raise RuntimeError(f"redis did not start:\n{log_tail(component.log_path)}")
-        time.sleep(0.05)
-    return record
-
-
-def per_second(count: int, action: Callable[[int], object]) -> tuple[float, float]:
-    """(operations per second, microseconds each) for ``count`` sequential runs."""
-    for i in range(min(200, count)):
-        action(-1 - i)
-    started = time.perf_counter()
-    for i in range(count):
-        action(i)
-    wall = time.perf_counter() - started
-    return count / wall, wall / count * 1e6
 
 
 def batched(count: int, batch: int, action: Callable[[int, int], object]) -> tuple[float, float]:
@@ -180,7 +155,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sipio-bench-cac-") as tmp:
         settings = Settings(state_dir=Path(tmp) / "stack", redis_port=free_port(udp=False))
         settings.run_dir.mkdir(parents=True)
-        record = start_redis(settings)
+        record = start_one(RedisServer(settings))
         try:
             version = redis.Redis(port=settings.redis_port).info("server")["redis_version"]
             rows = measure(settings.redis_url, args)

@@ -34,33 +34,19 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from bench.common import start_one
 from control.db import make_engine
 from control.db import models as m
 from control.db.migrate import upgrade
 from control.settings import Settings
 from control.stack.components import RedisServer
 from control.stack.ports import free_port
-from control.stack.process import ProcessRecord, log_tail, spawn, stop
+from control.stack.process import stop
 from tests.esl.harness import doc
 from tests.esl.peer import Caller, FreeSwitchPeer, Reaction, sipio_headers
 
 ACCOUNT = "acc_bench"
 MOH = "local_stream://moh"
-
-
-def start_redis(settings: Settings) -> ProcessRecord:
-    component = RedisServer(settings)
-    component.prepare()
-    record = spawn(
-        component.name, component.argv(), component.env(), component.log_path, settings.state_dir
-    )
-    deadline = time.monotonic() + 10
-    while not component.check().ok:
-        if time.monotonic() > deadline:
-            stop(record)
-            raise RuntimeError(f"redis did not start:\n{log_tail(component.log_path)}")
-        time.sleep(0.05)
-    return record
 
 
 def flow_db(path: Path) -> str:
@@ -233,7 +219,7 @@ def main() -> None:
     levels = [int(x) for x in args.sessions.split(",")]
     with tempfile.TemporaryDirectory(prefix="sipio-bench-esl-") as tmp:
         settings = Settings(state_dir=Path(tmp), redis_port=free_port(udp=False))
-        redis_record = start_redis(settings)
+        redis_record = start_one(RedisServer(settings))
         sipio = str(Path(sys.executable).parent / "sipio")
         db_url = flow_db(Path(tmp) / "flows.db")
         raw_port = free_port(udp=False)

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import bencode
 
+from bench.common import per_second, start_one
 from control.rtpengine import AsyncNg, MediaOptions, NgClient, NgPool, Node
 from control.rtpengine.codec import decode, encode, split
 from control.rtpengine.pool import worker_redis
 from control.settings import Settings
-from control.stack.components import Component, RedisServer, Rtpengine
+from control.stack.components import RedisServer, Rtpengine
 from control.stack.ports import free_port, free_udp_range
-from control.stack.process import ProcessRecord, log_tail, spawn, stop
+from control.stack.process import stop
 
 SDP = "\r\n".join(
     [
@@ -53,35 +54,6 @@ SDP = "\r\n".join(
     ]
 )
 OPTIONS = MediaOptions(replace=("origin", "session-connection"), codec_strip=("G729",))
-
-
-def start(component: Component, extra: list[str]) -> ProcessRecord:
-    component.prepare()
-    record = spawn(
-        component.name,
-        component.argv() + extra,
-        component.env(),
-        component.log_path,
-        component.settings.state_dir,
-    )
-    deadline = time.monotonic() + 10
-    while not component.check().ok:
-        if time.monotonic() > deadline:
-            stop(record)
-            raise RuntimeError(f"{component.name} did not start:\n{log_tail(component.log_path)}")
-        time.sleep(0.05)
-    return record
-
-
-def per_second(count: int, action: Callable[[int], object]) -> tuple[float, float]:
-    """(round trips per second, microseconds each) for ``count`` sequential runs."""
-    for i in range(min(200, count)):  # warm up sockets, caches, rtpengine's threads
-        action(-1 - i)
-    started = time.perf_counter()
-    for i in range(count):
-        action(i)
-    wall = time.perf_counter() - started
-    return count / wall, wall / count * 1e6
 
 
 def micros(count: int, action: Callable[[], object]) -> float:
@@ -128,10 +100,10 @@ def main() -> None:
         settings.run_dir.mkdir(parents=True)
         tcp_port, http_port = free_port(udp=False), free_port(udp=False)
         host = settings.ng_host
-        records = [start(RedisServer(settings), [])]
+        records = [start_one(RedisServer(settings))]
         try:
             records.append(
-                start(
+                start_one(
                     Rtpengine(settings),
                     [
                         f"--listen-tcp-ng={host}:{tcp_port}",

@@ -98,7 +98,7 @@ def up(settings: Settings, *, timeout: float = 30.0) -> list[ComponentStatus]:
             )
             records.append(record)
             _save_records(state_dir, records)
-            health = _wait_healthy(component, record, timeout)
+            health = wait_healthy(component, record, timeout)
             statuses.append(
                 ComponentStatus(
                     component.name, record.pid, component.address, True, health, record.log
@@ -119,7 +119,7 @@ def up(settings: Settings, *, timeout: float = 30.0) -> list[ComponentStatus]:
     return statuses
 
 
-def _wait_healthy(component: Component, record: ProcessRecord, timeout: float) -> Health:
+def wait_healthy(component: Component, record: ProcessRecord, timeout: float) -> Health:
     deadline = time.monotonic() + timeout
     while True:
         if not is_running(record):
