@@ -23,7 +23,7 @@ from control.demo import sipp
 from control.settings import Settings
 from control.stack import supervisor
 from control.stack.components import CLEAN_PATH
-from control.stack.ports import free_port, free_udp_range
+from control.stack.ports import free_port, free_stack_ports
 from control.stack.process import ProcessRecord, spawn, stop
 from tests.harness.provision import Provisioner
 
@@ -118,11 +118,8 @@ def main() -> None:
     realms = domains(args.tenants)
     with tempfile.TemporaryDirectory(prefix="sipio-bench-") as tmp:
         work = Path(tmp)
-        rtp = free_udp_range(50)
         settings = Settings(
-            state_dir=work / "stack", sip_port=free_port(), ng_port=free_port(tcp=False),
-            redis_port=free_port(udp=False), api_port=free_port(udp=False),
-            rtp_port_min=rtp.start, rtp_port_max=rtp.stop - 1,
+            state_dir=work / "stack", **free_stack_ports(50),
             kamailio_children=args.children, api_workers=2, config_check_sec=0.5,
         )  # fmt: skip
         supervisor.up(settings)

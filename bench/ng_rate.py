@@ -30,7 +30,7 @@ from control.rtpengine.codec import decode, encode, split
 from control.rtpengine.pool import worker_redis
 from control.settings import Settings
 from control.stack.components import RedisServer, Rtpengine
-from control.stack.ports import free_port, free_udp_range
+from control.stack.ports import free_port, free_stack_ports
 from control.stack.process import stop
 
 SDP = "\r\n".join(
@@ -87,16 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="sipio-bench-ng-") as tmp:
-        rtp = free_udp_range(200)
-        settings = Settings(
-            state_dir=Path(tmp) / "stack",
-            sip_port=free_port(),
-            ng_port=free_port(tcp=False),
-            redis_port=free_port(udp=False),
-            api_port=free_port(udp=False),
-            rtp_port_min=rtp.start,
-            rtp_port_max=rtp.stop - 1,
-        )
+        settings = Settings(state_dir=Path(tmp) / "stack", **free_stack_ports(200))
         settings.run_dir.mkdir(parents=True)
         tcp_port, http_port = free_port(udp=False), free_port(udp=False)
         host = settings.ng_host

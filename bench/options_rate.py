@@ -21,7 +21,7 @@ from control.demo import sipp
 from control.settings import Settings
 from control.stack import supervisor
 from control.stack.components import CLEAN_PATH
-from control.stack.ports import free_port, free_udp_range
+from control.stack.ports import free_port, free_stack_ports
 from control.stack.process import ProcessRecord, group_members, spawn, stop
 
 HERE = Path(__file__).parent
@@ -100,15 +100,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="sipio-bench-") as tmp:
-        rtp = free_udp_range(50)
         settings = Settings(
             state_dir=Path(tmp) / "stack",
-            sip_port=free_port(),
-            ng_port=free_port(tcp=False),
-            redis_port=free_port(udp=False),
-            api_port=free_port(udp=False),
-            rtp_port_min=rtp.start,
-            rtp_port_max=rtp.stop - 1,
+            **free_stack_ports(50),
             kamailio_children=args.children,
             api_workers=1,
         )

@@ -16,7 +16,7 @@ from control import logs
 from control.db.migrate import MigrationError, current_revision, head_revision, upgrade
 from control.settings import Settings
 from control.stack import supervisor
-from control.stack.ports import free_port, free_udp_range
+from control.stack.ports import free_stack_ports
 
 DEFAULT_STATE_DIR = "./.sipio"
 
@@ -81,15 +81,10 @@ def up(
         "redis_port": redis_port,
         "api_port": api_port,
     }
-    for name, port in ports.items():
-        if port is not None:
-            chosen[name] = port
-        elif free_ports:
-            chosen[name] = free_port(udp=name in ("sip_port", "ng_port"))
+    if free_ports:
+        chosen.update(free_stack_ports(200))  # then the ports given explicitly win
+    chosen.update({name: port for name, port in ports.items() if port is not None})
     rtp = _rtp_range(rtp_ports)
-    if rtp is None and free_ports:
-        span = free_udp_range(200)
-        rtp = (span.start, span.stop - 1)
     if rtp is not None:
         chosen["rtp_port_min"], chosen["rtp_port_max"] = rtp
     if db_url:

@@ -10,22 +10,16 @@ import pytest
 
 from control.settings import Settings
 from control.stack import supervisor
-from control.stack.ports import free_port, free_udp_range
+from control.stack.ports import free_port, free_stack_ports
 from tests.harness.postgres import PostgresServer
 from tests.harness.redis_server import cluster, own_redis  # noqa: F401  (shared fixtures)
 
 
 def free_settings(state_dir: Path, **overrides: object) -> Settings:
     """Settings for a stack on free ports under ``state_dir``."""
-    rtp = free_udp_range(100)
     values: dict[str, object] = {
         "state_dir": state_dir,
-        "sip_port": free_port(),
-        "ng_port": free_port(tcp=False),
-        "redis_port": free_port(udp=False),
-        "api_port": free_port(udp=False),
-        "rtp_port_min": rtp.start,
-        "rtp_port_max": rtp.stop - 1,
+        **free_stack_ports(),
         "kamailio_children": 2,
         "api_workers": 1,
         "config_check_sec": 0.2,

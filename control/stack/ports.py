@@ -67,3 +67,16 @@ def free_udp_range(
             _taken.update(ports)
             return ports
     raise RuntimeError(f"no free range of {size} UDP ports on {host}")
+
+
+def free_stack_ports(rtp_ports: int = 100) -> dict[str, int]:
+    """Every port a stack listens on, free now: the ``Settings`` fields of ``--free-ports``."""
+    rtp = free_udp_range(rtp_ports)
+    return {
+        "sip_port": free_port(),
+        "ng_port": free_port(tcp=False),
+        "redis_port": free_port(udp=False),
+        "api_port": free_port(udp=False),
+        "rtp_port_min": rtp.start,
+        "rtp_port_max": rtp.stop - 1,
+    }
