@@ -53,3 +53,21 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert "topsecret" not in str(err.value)
     assert "127.0.0.1" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_models_match_the_migrations(tmp_path: Path) -> None:
+    """The Alembic history and the SQLAlchemy models describe the same schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from control.db.models import Base
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []

@@ -95,6 +95,25 @@ class VoicemailBox(Owned, Base):
     pin_secret_ref: Mapped[str | None] = mapped_column(String(200))
 
 
+class VoicemailMessage(Owned, Base):
+    """A message left in a box (SPEC 10): the audio lives in the media store, never here."""
+
+    __tablename__ = "voicemail_messages"
+
+    box_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("voicemail_boxes.id", ondelete="CASCADE"), index=True,
+        nullable=False,
+    )  # fmt: skip
+    call_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    caller_number: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(128))
+    duration_sec: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    media_key: Mapped[str] = mapped_column(String(500), nullable=False)  # <account>/vm/<file>
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    folder: Mapped[str] = mapped_column(String(8), default="new", nullable=False)  # new|saved
+    heard_at: Mapped[int | None] = mapped_column(Integer)
+
+
 class SipUser(Owned, Base):
     __tablename__ = "sip_users"
     __table_args__ = (UniqueConstraint("account_id", "username"),)
@@ -389,6 +408,22 @@ class Conference(Owned, Base):
     pin_secret_ref: Mapped[str | None] = mapped_column(String(200))
     record: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     status: Mapped[str] = mapped_column(String(16), default="active", nullable=False)
+
+
+class Rate(Owned, Base):
+    """One line of an account's rate table: the longest matching ``prefix`` of the dialled
+    E.164 number (without ``+``; ``""`` matches everything) prices a call of ``direction``."""
+
+    __tablename__ = "rates"
+    __table_args__ = (UniqueConstraint("account_id", "direction", "prefix"),)
+
+    name: Mapped[str | None] = mapped_column(String(200))
+    direction: Mapped[str] = mapped_column(String(16), default="outbound", nullable=False)
+    prefix: Mapped[str] = mapped_column(String(32), default="", nullable=False)
+    per_minute_micros: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    connect_micros: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    min_sec: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    increment_sec: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
 
 
 class ApiKey(Owned, Base):
