@@ -26,10 +26,10 @@ import json
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from redis.exceptions import RedisError
@@ -76,6 +76,14 @@ class ControllerConfig:
     hangup_grace: float = 2.0  # after CHANNEL_HANGUP, wait this long for the app's completion
 
 
+class Feature(Protocol):
+    """A command whose execution is more than a list of applications (the ACD's enqueue,
+    voicemail, conference): it drives the channel itself through the call's :class:`CallRun`
+    and returns the ``(outcome, data)`` the interpreter expects."""
+
+    async def run(self, call: CallRun, command: Command) -> tuple[str, dict[str, Any]]: ...
+
+
 @dataclass
 class ControllerStats:
     calls: int = 0
@@ -101,8 +109,10 @@ class Controller:
         config: ControllerConfig | None = None,
         *,
         clock: Callable[[], datetime] = _now,
+        features: Mapping[CommandKind, Feature] | None = None,
     ) -> None:
         self.store, self.flows = store, flows
+        self.features = dict(features or {})
         self.http = http or HttpRunner()
         self.config = config or ControllerConfig()
         self.clock = clock
@@ -150,7 +160,7 @@ class CallRun:
             if first is None:
                 return
             if not ctx.answered and not session.hung_up.is_set():
-                await self._run_apps([apps.AppCall("answer")], self.cfg.command_timeout * 4)
+                await self.run_apps([apps.AppCall("answer")], self.cfg.command_timeout * 4)
             await self._loop(first)
         except LostCall:
             self.ctl.stats.lost += 1
@@ -276,15 +286,18 @@ class CallRun:
             return "error", {"reason": f"unknown command {command.kind.value}"}
         if self.session.hung_up.is_set():
             return "hangup", {}
+        feature = self.ctl.features.get(command.kind)
+        if feature is not None:
+            return await feature.run(self, command)
         try:
             plan = apps.plan(command, self.ctx.account_id, self.ctx.uuid, self.cfg.media)
         except apps.PlanError as exc:
             self.log.warning("esl.call.bad_command", command=command.kind.value, error=str(exc))
             return "error", {"reason": str(exc)}
-        done = await self._run_apps(list(plan.calls), plan.budget)
+        done = await self.run_apps(list(plan.calls), plan.budget)
         return apps.result(command, done, self.session.hung_up.is_set())
 
-    async def _run_apps(self, calls: list[apps.AppCall], budget: float) -> Event | None:
+    async def run_apps(self, calls: list[apps.AppCall], budget: float) -> Event | None:
         done: Event | None = None
         for call in calls:
             if self.session.hung_up.is_set():
