@@ -95,6 +95,11 @@ class Settings(BaseModel):
     sip_transaction_timeout_ms: int = Field(8000, ge=500, le=32000)
     # Digest algorithm of the challenges Kamailio sends: "MD5" (every phone) or "SHA-256".
     digest_algorithm: str = Field("MD5", pattern="^(MD5|SHA-256)$")
+    # Shortest registration Kamailio accepts (shorter Expires are raised to it), and how often
+    # usrloc looks for registrations that ran out: an agent whose phone stops refreshing turns
+    # unreachable within about this many seconds after its expiry.
+    registration_min_expires: int = Field(60, ge=1, le=3600)
+    registration_check_sec: int = Field(10, ge=1, le=3600)
     # Seconds a Kamailio worker may serve a config version before re-checking it.
     config_check_sec: float = Field(1.0, gt=0, le=60)
     db_url: str = ""  # empty: SQLite file in the state directory

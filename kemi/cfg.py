@@ -22,6 +22,8 @@ def render(settings: Settings) -> str:
         "run_dir": str(settings.run_dir),
         "kemi_entry": str(ENTRY_SCRIPT.resolve()),
         "digest_algorithm": settings.digest_algorithm,
+        "min_expires": str(settings.registration_min_expires),
+        "ul_timer": str(settings.registration_check_sec),
         "dispatcher_list": str(settings.dispatcher_list),
         "media_ping_interval": str(settings.media_ping_interval),
         "fr_timer": str(settings.sip_transaction_timeout_ms),

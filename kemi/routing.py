@@ -214,6 +214,27 @@ class Router:
             source=KSR.pv.getvs("$si", ""),
         )
 
+    def ksr_registrar_event(self, msg: Any, event: str) -> int:
+        """usrloc:contact-expired (usrloc's timer process): a phone stopped refreshing its
+        registration. Published like an unregister, with ``reason: expired``."""
+        if event != "usrloc:contact-expired":
+            return 1
+        try:
+            aor = KSR.pv.getvs("$ulc(exp=>aor)", "")
+            username, _, realm = aor.removeprefix("sip:").partition("@")
+            device = self.config.get().devices.get((username, realm.lower()))
+            if device is not None:
+                # The event's call_id is the registration's (this message is a placeholder).
+                text = self.events.add(
+                    "unregister", KSR.pv.getvs("$ulc(exp=>callid)", ""),
+                    account_id=device.account_id, user_id=device.user_id, device_id=device.id,
+                    aor=device.aor, reason="expired",
+                )  # fmt: skip
+                KSR.info(f"sipio {text}\n")
+        finally:
+            self.flush_events()
+        return 1
+
     # -- calls ----------------------------------------------------------------------------------
     def invite(self) -> None:
         snap = self.config.get()

@@ -1,7 +1,9 @@
 """Reachability from the registrar: Kamailio publishes ``register`` / ``unregister`` events on
 ``sipio:events``; this feed applies them to presence off the call path (a REGISTER costs
-Kamailio one Redis write, never a presence script too). It reads through its own consumer
-group, so it never competes with the CDR collector, and acknowledges what it applied."""
+Kamailio one Redis write, never a presence script too). An unregister with ``reason:
+expired`` (usrloc found a registration that ran out without a refresh) becomes ``expire``.
+It reads through its own consumer group, so it never competes with the CDR collector, and
+acknowledges what it applied."""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ from typing import Any
 
 import redis
 
-from control.core.presence import PresenceError, Register, Unregister
+from control.core.presence import Expire, PresenceError, Register, Unregister
 from control.live.presence import PresenceStore
 
 STREAM = "sipio:events"
 GROUP = "presence"
-KINDS = {"register": Register, "unregister": Unregister}
+KINDS: dict[str, type[Register | Unregister]] = {"register": Register, "unregister": Unregister}
 
 
 class PresenceFeed:
@@ -55,6 +57,8 @@ class PresenceFeed:
         account, user = event.get("account_id"), event.get("user_id")
         if kind is None or not account or not user:
             return 0
+        if kind is Unregister and event.get("reason") == "expired":
+            kind = Expire
         try:
             self.store.apply(account, user, kind(device_id=str(event.get("device_id", ""))))
         except PresenceError:
