@@ -31,6 +31,7 @@ from control.core.routing.directives import (
 from control.core.routing.model import Device, Snapshot
 from control.live.admission import AdmissionStore
 from control.settings import Settings
+from kemi.bridges import from_media_node
 from kemi.config_cache import ConfigCache
 from kemi.delayed import DelayedLegs
 from kemi.events import EventSink
@@ -246,10 +247,13 @@ class Router:
             now=datetime.now(UTC),
             rotate=self.rotate,
         )
-        trunk = snap.trunk_for_source(KSR.pv.getvs("$si", ""))
+        bridge = from_media_node(snap, call)  # a flow's dial, back from FreeSWITCH
+        trunk = None if bridge else snap.trunk_for_source(KSR.pv.getvs("$si", ""))
         self.webrtc_caller = False
         caller_user, did_id = None, None
-        if trunk is not None:
+        if bridge is not None:
+            directive, origin, origin_account = bridge.directive, bridge.origin, bridge.account_id
+        elif trunk is not None:
             directive = core.from_trunk(snap, trunk, call)
             origin = {"trunk_id": trunk.id}
             did = core.did_for(snap, call.dialled)
