@@ -181,6 +181,9 @@ RESOURCES: list[Resource] = [
     Resource(
         "media_files", m.MediaFile, "media", "media", s.MediaFileIn, filters=("kind", "name"),
     ),
+    Resource(
+        "rates", m.Rate, "rate", "cdr", s.RateIn, filters=("direction", "prefix", "name"),
+    ),
 ]  # fmt: skip
 
 BY_NAME: dict[str, Resource] = {r.name: r for r in RESOURCES}

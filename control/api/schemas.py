@@ -56,6 +56,8 @@ Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,12}$")]
 BearerToken = Annotated[
     str, StringConstraints(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9._~+/-]+=*$")
 ]
+RatePrefix = Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9]*$")]
+RatePeriod = Annotated[int, Field(ge=1, le=3600)]
 WRITE_ONLY: dict[str, Any] = {"writeOnly": True}
 
 
@@ -318,6 +320,19 @@ class ForwardTargetIn(Body):
     number: Number
     trunk_id: Id | None = None
     status: Status = "active"
+
+
+class RateIn(Body):
+    """One line of a rate table (``control.core.rating``): the longest prefix of the dialled
+    number among the lines of the call's direction prices an answered call."""
+
+    name: Text200 | None = None
+    direction: Literal["inbound", "outbound", "internal"] = "outbound"
+    prefix: RatePrefix = Field("", description="Digits without '+'; '' matches every number.")
+    per_minute_micros: Count
+    connect_micros: Count = 0
+    min_sec: Seconds = Field(0, description="Answered seconds are raised to this first ...")
+    increment_sec: RatePeriod = Field(1, description="... then rounded up to a multiple of it.")
 
 
 class ConferenceIn(Body):

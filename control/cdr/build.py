@@ -194,6 +194,18 @@ def apply_cdr(row: Row | None, ev: Event) -> Row | None:
     return new
 
 
+def ended_unpriced(known: Mapping[str, Row], changed: Mapping[str, Row]) -> list[str]:
+    """Calls these changes end that carry no cost yet (an emitter may send ``cost_micros``
+    itself): the rate engine prices each call once, at its end."""
+    return [
+        call
+        for call, row in changed.items()
+        if row["end_ts"] is not None
+        and row["cost_micros"] is None
+        and (known.get(call) or {}).get("end_ts") is None
+    ]
+
+
 def fold_cdr(known: Mapping[str, Row], events: Iterable[Event]) -> dict[str, Row]:
     """CDR rows of the calls these events change, from the rows known before them."""
     changed: dict[str, Row] = {}

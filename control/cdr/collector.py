@@ -27,7 +27,9 @@ from control.cdr.build import Row
 from control.cdr.events import DeadLetter, Entry, Event, highest, newer, parse
 from control.cdr.expr import And, ge, is_in, is_null
 from control.cdr.lake import Lake, ms_to_us, rows_filter
+from control.cdr.rates import RateBook
 from control.cdr.tables import CALL_CDR, CALL_EVENTS, DEAD_LETTERS, QUEUE_CDR, TABLES, TableSpec
+from control.core.rating import cost_micros
 from control.settings import Settings
 
 log = structlog.get_logger("collector")
@@ -64,15 +66,18 @@ def _s(value: bytes | str) -> str:
 
 
 class Collector:
-    def __init__(self, settings: Settings, *, lake: Lake | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, lake: Lake | None = None, rates: RateBook | None = None
+    ) -> None:
         self.settings = settings
         self.streams = list(settings.event_streams)
         self.group = settings.collector_group
         self.consumer = settings.collector_consumer
         self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=10.0)
         self.lake = lake or Lake(settings)
+        self.rates = rates or RateBook(settings.db_url)
         self._lease = self.redis.register_script(LEASE)
-        self.stats: dict[str, int] = {"entries": 0, "batches": 0, "dead_letters": 0}
+        self.stats: dict[str, int] = {"entries": 0, "batches": 0, "dead_letters": 0, "unrated": 0}
         self._last_trim = self._last_expire = 0.0
         self._reset()
 
@@ -195,6 +200,7 @@ class Collector:
         self._lookup(build.needs_lookup([*for_cdr, *for_queues], self.cdr))
 
         cdr = build.fold_cdr(self.cdr, for_cdr)
+        self._price(build.ended_unpriced(self.cdr, cdr), cdr)
         accounts = _Accounts(cdr, self.cdr)
         queues = build.fold_queues(self.queues, for_queues, accounts)
         queue_calls = {call for call, _ in queues}
@@ -230,6 +236,18 @@ class Collector:
         self.stats["batches"] += 1
         self.stats["dead_letters"] += len(dead)
         self._evict()
+
+    def _price(self, calls: list[str], cdr: dict[str, Row]) -> None:
+        """Cost of the calls this batch ends, from their accounts' rate tables."""
+        tables = self.rates.tables({cdr[c]["account_id"] for c in calls if cdr[c]["account_id"]})
+        for call in calls:
+            row = cdr[call]
+            table = tables.get(row["account_id"]) if row["account_id"] else None
+            cost = cost_micros(
+                table, row["direction"], row["to_num"], bool(row["answered"]), row["billsec"]
+            )
+            cdr[call] = {**row, "cost_micros": cost}
+            self.stats["unrated"] += cost is None
 
     def _ack(self, batch: Iterable[Entry]) -> None:
         by_stream: dict[str, list[str]] = {}
