@@ -39,7 +39,6 @@ class MediaConfig:
     proxy: str = "127.0.0.1:5060"  # Kamailio: bridges go back through it
     sofia_profile: str = "internal"
     conference_profile: str = "default"
-    voicemail_profile: str = "default"
     moh: str = "local_stream://moh"
     beep: str = "tone_stream://%(250,0,1000)"
 
@@ -88,9 +87,8 @@ def plan(command: Command, account_id: str, uuid: str, cfg: MediaConfig) -> Plan
         ]
         suffix = f"+flags{{{'|'.join(flags)}}}" if flags else ""
         return Plan((AppCall("conference", f"{room}@{cfg.conference_profile}{suffix}"),), 24 * HOUR)
-    if kind is CommandKind.VOICEMAIL:
-        box = _id(args.get("mailboxId"), "mailboxId")
-        return Plan((AppCall("voicemail", f"{cfg.voicemail_profile} {account_id} {box}"),), HOUR)
+    # VOICEMAIL has no applications of its own: the controller's feature (esl/voicemail.py)
+    # records into our media store; FreeSWITCH keeps no mailbox.
     raise PlanError(f"{kind.value} is not a media command")
 
 
@@ -153,7 +151,7 @@ def clean_text(text: Any, *, limit: int = 1000) -> str:
     return re.sub(r"[\x00-\x1f]", "", out)[:limit]
 
 
-def _quote(arg: str) -> str:
+def quote(arg: str) -> str:
     """One argument of a space-separated application string (FreeSWITCH honours '...')."""
     return f"'{arg}'" if " " in arg else arg
 
@@ -178,6 +176,13 @@ def _prompts(
     if not files:
         return "silence_stream://250"
     return files[0] if len(files) == 1 else "file_string://" + "!".join(files)
+
+
+def prompt_files(
+    prompts: Sequence[Mapping[str, Any]], account_id: str, language: str, cfg: MediaConfig
+) -> str:
+    """The ``playback`` argument for prompts in a language (what features play)."""
+    return _prompts(prompts, account_id, {"language": language}, cfg)
 
 
 def _speak(args: Mapping[str, Any], cfg: MediaConfig) -> AppCall:
@@ -206,7 +211,7 @@ def _gather(command: Command, account_id: str, cfg: MediaConfig) -> Plan:
             "1",  # one try: re-prompts and give-up counters are the interpreter's
             str(timeout),
             terminators or "none",
-            _quote(prompt),
+            quote(prompt),
             "silence_stream://250",
             _digits_var(command),
             "[0-9*#]+",
