@@ -26,16 +26,30 @@ class PresenceFeed:
         self.store = PresenceStore(client)
         self.stream = stream
         self.consumer = consumer
+        # Start at the stream's end: reachability before this start is rebuilt by the next
+        # registrations (phones re-register well within their expiry).
+        self._join("$")
+
+    def _join(self, start: str) -> None:
         try:
-            # Start at the stream's end: reachability before this start is rebuilt by the
-            # next registrations (phones re-register well within their expiry).
-            client.xgroup_create(stream, GROUP, id="$", mkstream=True)
+            self.redis.xgroup_create(self.stream, GROUP, id=start, mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
     def run_once(self, block_ms: int = 1000) -> int:
         """Apply what arrived (own pending entries first); returns how many were applied."""
+        try:
+            return self._read(block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+        # Redis came back empty (restart without persistence, failover to an empty replica):
+        # the stream holds only what was published since, so the new group reads it all.
+        self._join("0")
+        return self._read(block_ms)
+
+    def _read(self, block_ms: int) -> int:
         applied = 0
         for start in ("0", ">"):
             reply: Any = self.redis.xreadgroup(

@@ -42,9 +42,18 @@ def _token(dialog: dict[str, Any]) -> str | None:
     return None
 
 
+# dlg.list also shows dialogs that already ended (state 5, "deleted") until the dialog module
+# frees them; adopting one would count a finished call again.
+ENDED = 5
+
+
 def live_calls(rpc: KamailioRpc) -> dict[str, str | None]:
-    """Call-id -> admission token of every dialog Kamailio holds."""
-    return {str(d["call-id"]): _token(d) for d in _dialogs(rpc.call("dlg.list"))}
+    """Call-id -> admission token of every dialog Kamailio holds that has not ended."""
+    return {
+        str(d["call-id"]): _token(d)
+        for d in _dialogs(rpc.call("dlg.list"))
+        if d.get("state") != ENDED
+    }
 
 
 def reconcile_once(rpc: KamailioRpc, store: AdmissionStore, grace: float = 5.0) -> Report:

@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 import redis
 
+from control.live.feed import STREAM, PresenceFeed
 from control.live.presence import PresenceStore
 from control.settings import Settings
 from control.stack import supervisor
 from tests.conftest import free_settings
 from tests.harness.phones import Phone
 from tests.harness.provision import Provisioner
+from tests.harness.redis_server import OwnRedis
 from tests.routing.test_calls import proxy, settle
 
 SHORT = 2  # seconds of the registration that is never refreshed
@@ -89,4 +91,31 @@ def test_an_expired_registration_makes_the_agent_unreachable(short_lived: Settin
     assert (last["user_id"], last["event"], last["device_id"]) == (lapsing["id"], "expire", device)
     assert last["reachable"] is False
     print(f"unreachable {lapsed_after:.2f} s after a {SHORT} s registration")
+    client.close()
+
+
+def test_the_feed_follows_redis_restarting_empty(own_redis: OwnRedis) -> None:
+    """Its consumer group vanishes with the data; the feed joins again and reads everything
+    published since the restart, so reachability keeps following the phones."""
+    client = redis.Redis.from_url(own_redis.url)
+    feed = PresenceFeed(client)
+    presence = PresenceStore(client)
+
+    def publish(kind: str, **extra: str) -> None:
+        event = {"type": kind, "account_id": "acc_r", "user_id": "us_r", "device_id": "dev_r"}
+        client.xadd(STREAM, {"e": json.dumps(event | extra)})
+
+    publish("register")
+    assert feed.run_once(block_ms=100) == 1
+    assert presence.get("acc_r", "us_r").reachable
+
+    own_redis.stop()
+    with pytest.raises(redis.ConnectionError):
+        feed.run_once(block_ms=100)  # the reconciler's loop logs it and carries on
+    own_redis.start()
+    publish("register")  # Kamailio writes first: the stream exists, the group does not
+    publish("unregister", reason="expired")
+    assert feed.run_once(block_ms=100) == 2
+    assert not presence.get("acc_r", "us_r").reachable
+    assert [e["event"] for e in presence.log("acc_r")] == ["register", "expire"]
     client.close()
