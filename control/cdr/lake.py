@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
+import structlog
+from pyarrow.fs import FileSelector, FileSystem, FileType
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
@@ -23,6 +26,8 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
 )
 from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.table import Table
 
 from control.cdr.build import Row
@@ -30,6 +35,8 @@ from control.cdr.events import newer
 from control.cdr.expr import And, BooleanExpression, Or, ge, is_in, lt, owner
 from control.cdr.tables import TABLES, TableSpec
 from control.settings import Settings
+
+log = structlog.get_logger("lake")
 
 OFFSETS = "sipio.offsets"
 TABLE_PROPERTIES = {
@@ -39,7 +46,18 @@ TABLE_PROPERTIES = {
     "write.metadata.previous-versions-max": "20",
 }
 COMMIT_ATTEMPTS = 8
+# Unreferenced files younger than this may belong to a commit in flight: never swept.
+ORPHAN_MIN_AGE_SEC = 86_400
+SWEPT_SUFFIXES = (".parquet", ".avro", ".metadata.json")
 DAY_US = 86_400_000_000
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    table: str
+    rewritten: list[tuple[str, int]]  # (partition, data files before the rewrite)
+    snapshots_expired: int
+    orphans: list[str]  # paths removed
 
 
 class LakeError(Exception):
@@ -203,9 +221,22 @@ class Lake:
 
     # -- maintenance ------------------------------------------------------------------------
     def compact(self, spec: TableSpec, min_files: int = 4) -> list[tuple[str, int]]:
+        """``upkeep`` with its defaults (what ``sipio cdr compact`` runs); returns the
+        (partition, files before) rewritten. The expiry and sweep counts are logged."""
+        done = self.upkeep(spec, min_files)
+        log.info(
+            "lake upkeep",
+            table=spec.name,
+            partitions_rewritten=len(done.rewritten),
+            snapshots_expired=done.snapshots_expired,
+            orphans_removed=len(done.orphans),
+        )
+        return done.rewritten
+
+    def _compact(self, spec: TableSpec, min_files: int) -> list[tuple[str, int]]:
         """Rewrite each partition holding at least ``min_files`` data files as one sorted file
         set. Offsets are carried into the rewrite's summary; a collector commit racing it makes
-        one of the two retry on fresh metadata. Returns (partition, files before) rewritten."""
+        one of the two retry on fresh metadata."""
         table = self.table(spec)
         by_partition: dict[tuple[Any, ...], int] = {}
         for task in table.scan().plan_files():
@@ -227,6 +258,61 @@ class Lake:
             self._retrying(spec, {}, rewrite)
             done.append(("/".join(str(v) for v in key), count))
         return done
+
+    def upkeep(
+        self,
+        spec: TableSpec,
+        min_files: int = 4,
+        *,
+        expire_before_ms: int | None = None,
+        orphans_before_ms: int | None = None,
+    ) -> Upkeep:
+        """Compaction, then snapshot expiry (default: older than the retention setting), then
+        the sweep of files no snapshot references (default: older than ``ORPHAN_MIN_AGE_SEC``).
+        The order matters: a rewrite replaces files, expiry drops the snapshots that still
+        name them, and only then are they orphans the sweep can remove."""
+        now = int(time.time() * 1000)
+        if expire_before_ms is None:
+            expire_before_ms = now - self.settings.lake_snapshot_retention_sec * 1000
+        if orphans_before_ms is None:
+            orphans_before_ms = now - ORPHAN_MIN_AGE_SEC * 1000
+        rewritten = self._compact(spec, min_files)
+        expired = self.expire_snapshots(spec, expire_before_ms)
+        removed = self.remove_orphans(spec, orphans_before_ms)
+        return Upkeep(spec.name, rewritten, expired, removed)
+
+    def remove_orphans(self, spec: TableSpec, older_than_ms: int) -> list[str]:
+        """Delete the table's files that no snapshot and no kept metadata version references
+        (replaced by rewrites and upserts, left by failed commits), if last modified before the
+        cut: a younger file may belong to a commit still in flight. Only Iceberg file types are
+        touched. Returns the paths removed."""
+        table = self.table(spec)
+        io = table.io
+        keep = {table.metadata_location, *(e.metadata_file for e in table.metadata.metadata_log)}
+        manifests = {}
+        for snapshot in table.snapshots():
+            keep.add(snapshot.manifest_list)
+            for manifest in snapshot.manifests(io):
+                manifests[manifest.manifest_path] = manifest
+        for path, manifest in manifests.items():
+            keep.add(path)
+            for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
+                keep.add(entry.data_file.file_path)
+        scheme, netloc, root = PyArrowFileIO.parse_location(table.location())
+        fs = _filesystem(io, scheme, netloc)
+        kept = {PyArrowFileIO.parse_location(p)[2] for p in keep}
+        cut_ns = older_than_ms * 1_000_000
+        removed = []
+        for info in fs.get_file_info(FileSelector(root, recursive=True, allow_not_found=True)):
+            if info.type != FileType.File or info.path in kept:
+                continue
+            if not info.path.endswith(SWEPT_SUFFIXES):
+                continue
+            if info.mtime_ns is None or info.mtime_ns >= cut_ns:
+                continue
+            fs.delete_file(info.path)
+            removed.append(info.path)
+        return removed
 
     def expire_snapshots(self, spec: TableSpec, older_than_ms: int) -> int:
         """Drop snapshots older than the cut (the current one always stays). A concurrent
@@ -255,6 +341,13 @@ class Lake:
             if table is not None:
                 found[spec.name] = table.metadata_location
         return found
+
+
+def _filesystem(io: FileIO, scheme: str, netloc: str) -> FileSystem:
+    """The pyarrow file system of the table's storage, configured as the catalog's I/O is."""
+    if isinstance(io, PyArrowFileIO):
+        return io.fs_by_scheme(scheme, netloc)
+    return PyArrowFileIO(io.properties).fs_by_scheme(scheme, netloc)
 
 
 def _write(

@@ -3,7 +3,10 @@ idempotent commits, schema evolution, compaction, and DuckDB reading the tables 
 
 from __future__ import annotations
 
+import os
 import sysconfig
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -149,3 +152,69 @@ def test_duckdb_reads_the_tables_offline(tmp_path: Path) -> None:
         "SELECT call_id, billsec FROM iceberg_scan(?) ORDER BY call_id", [where["call_cdr"]]
     ).fetchall()
     assert cdrs == [("a", 7), ("b", None)]
+
+
+def warehouse_files(lake: Lake, spec: object) -> set[str]:
+    root = Path(lake.table(spec).location().removeprefix("file://"))  # type: ignore[arg-type]
+    return {str(p) for p in root.rglob("*") if p.is_file()}
+
+
+def age(paths: Iterable[str], seconds: int) -> None:
+    past = time.time() - seconds
+    for path in paths:
+        os.utime(path, (past, past))
+
+
+def test_upkeep_expires_snapshots_and_sweeps_only_old_unreferenced_files(tmp_path: Path) -> None:
+    lake = Lake(settings(tmp_path))
+    lake.ensure()
+    calls = [f"c{n}" for n in range(5)]
+    lake.commit(CALL_CDR, {"s": "1-0"}, [cdr(c, T0 + i) for i, c in enumerate(calls)])
+    for n in range(2, 6):  # upserts: every commit replaces the file holding the rows
+        keys = [("acc_1", T0 + i, c) for i, c in enumerate(calls)]
+        rows = [cdr(c, T0 + i, billsec=n) for i, c in enumerate(calls)]
+        lake.commit(CALL_CDR, {"s": f"{n}-0"}, rows, rows_filter(CALL_CDR, keys))
+    data_dir = Path(lake.table(CALL_CDR).location().removeprefix("file://")) / "data"
+    stray, young, notes = (
+        data_dir / "stray.parquet",
+        data_dir / "young.parquet",
+        data_dir / "notes.txt",
+    )
+    for planted in (stray, young, notes):
+        planted.write_bytes(b"not referenced by any snapshot")
+    age(warehouse_files(lake, CALL_CDR) - {str(young)}, 3 * 86_400)  # all old but one
+    before = warehouse_files(lake, CALL_CDR)
+    rows_before = sorted(lake.read(CALL_CDR).to_pylist(), key=lambda r: r["call_id"])
+    assert [r["billsec"] for r in rows_before] == [5] * 5
+
+    # defaults: snapshots within the retention and files younger than a day stay
+    kept = lake.upkeep(CALL_CDR, min_files=100)
+    assert (kept.rewritten, kept.snapshots_expired) == ([], 0)
+    assert kept.orphans == [str(stray)]  # only the planted one: every other file is referenced
+    assert warehouse_files(lake, CALL_CDR) == before - {str(stray)}
+
+    now = int(time.time() * 1000)
+    done = lake.upkeep(
+        CALL_CDR, min_files=100, expire_before_ms=now + 1, orphans_before_ms=now - 3_600_000
+    )
+    assert done.snapshots_expired == 8  # an upsert commits two: delete, then append
+    assert len(lake.table(CALL_CDR).snapshots()) == 1
+    after = warehouse_files(lake, CALL_CDR)
+    live = set(data_files(lake, CALL_CDR))
+    assert {p.removeprefix("file://") for p in live} <= after  # nothing in use was removed
+    assert str(young) in after and str(notes) in after  # too young / not an Iceberg file
+    parquet = {p for p in after if p.endswith(".parquet")}
+    assert parquet == {p.removeprefix("file://") for p in live} | {str(young)}
+    assert len(done.orphans) >= 4 + 4  # replaced data files, their manifests and lists
+    assert sorted(lake.read(CALL_CDR).to_pylist(), key=lambda r: r["call_id"]) == rows_before
+    assert lake.offsets(CALL_CDR) == {"s": "5-0"}
+    assert lake.upkeep(CALL_CDR, orphans_before_ms=now - 3_600_000).orphans == []
+    lake.commit(CALL_CDR, {"s": "6-0"}, [cdr("late", T0)])  # the table still takes commits
+    assert len(lake.read(CALL_CDR)) == 6
+    con = duckdb.connect()
+    extensions = Path(sysconfig.get_paths()["purelib"]) / "duckdb_ext" / "extensions"
+    con.execute("SET extension_directory = ?", [str(extensions)])
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("LOAD iceberg")
+    location = lake.metadata_locations()["call_cdr"]
+    assert con.execute("SELECT count(*) FROM iceberg_scan(?)", [location]).fetchone() == (6,)
