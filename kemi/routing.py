@@ -30,7 +30,9 @@ from control.core.routing.directives import (
 )
 from control.core.routing.model import Device, Snapshot
 from control.live.admission import AdmissionStore
+from control.secrets import SecretStore, open_store
 from control.settings import Settings
+from kemi import trunk_auth
 from kemi.bridges import from_media_node
 from kemi.config_cache import ConfigCache
 from kemi.delayed import DelayedLegs
@@ -56,6 +58,7 @@ class Router:
         self._admission: AdmissionStore | None = None  # per worker, after fork
         self.admitted: str | None = None  # admission token of the INVITE being routed
         self.relayed = False  # whether that INVITE left statefully (a dialog will end it)
+        self._secrets: SecretStore | None = None  # per worker, after fork (trunk passwords)
 
     @classmethod
     def from_env(cls) -> Router:
@@ -361,10 +364,15 @@ class Router:
                 kind = "call_failed"
                 data["code"] = int(KSR.pv.getvs("$T_reply_code", "0") or 0)
                 data["reason"] = KSR.pv.getvs("$T_reply_reason", "")
+                if not data["code"]:  # a reply of our own (fail_call): no SIP reply to read
+                    code, _, reason = KSR.pv.getvs("$dlg_var(sipio_reply)", "").partition(" ")
+                    data["code"], data["reason"] = int(code or 0), reason
+            # A reply of our own leaves a faked message here: the dialog knows its Call-ID.
+            call_id = KSR.pv.getvs("$dlg(callid)", "") or KSR.pv.getvs("$ci", "")
             if kind != "call_answered":
                 token = KSR.pv.getvs("$dlg_var(sipio_cac)", "")
-                self.admission().release(KSR.pv.getvs("$ci", ""), accounts=token or None)
-            self.trace(kind, **data)
+                self.admission().release(call_id, accounts=token or None)
+            KSR.info(f"sipio {self.events.add(kind, call_id, **data)}\n")
         finally:
             self.flush_events()
         return 1
@@ -472,6 +480,8 @@ class Router:
 
     def outbound(self, out: Outbound, in_failure: bool) -> None:
         KSR.setdsturi(f"sip:{out.proxy};transport={out.transport}")
+        KSR.pv.sets(trunk_auth.TRUNK_AVP, out.trunk_id)
+        KSR.tm.t_on_failure("ksr_failure_trunk")  # a carrier's challenge is answered there
         KSR.pv.sets("$rU", out.number)
         KSR.pv.sets("$rd", out.proxy.split(":")[0])
         if out.caller_id and out.caller_id.number:
@@ -576,6 +586,64 @@ class Router:
         finally:
             self.flush_events()
         return 1
+
+    # -- outbound digest auth (kemi/trunk_auth.py) ----------------------------------------------
+    def ksr_failure_trunk(self, msg: Any) -> int:
+        """Outbound through a trunk: answer one 401/407, otherwise as ksr_failure_media."""
+        try:
+            if KSR.tm.t_is_canceled() < 0:
+                code = int(KSR.pv.getvs("$T_reply_code", "0") or 0)
+                if code not in trunk_auth.CHALLENGES:
+                    self.release_media("failed")
+                elif not self.answer_trunk_challenge(code):
+                    self.release_media("failed")
+                    self.fail_call(*trunk_auth.FAILED)
+        finally:
+            self.flush_events()
+        return 1
+
+    def answer_trunk_challenge(self, code: int) -> bool:
+        """Re-send the INVITE with the trunk's digest answer; False when it cannot be."""
+        trunk_id = KSR.pv.getvs(trunk_auth.TRUNK_AVP, "")
+        trunk = self.config.get().trunks.get(trunk_id)
+        header = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
+        result = trunk_auth.answer(
+            trunk,
+            KSR.pv.getvs(f"$T_rpl($hdr({header}))", ""),
+            already_answered=KSR.pv.getvs(trunk_auth.ANSWERED_AVP, "") == "1",
+            resolve=lambda ref: self.secret_store().resolve(ref),
+        )
+        if isinstance(result, trunk_auth.Refusal):
+            self.trace("trunk_auth", trunk_id=trunk_id, code=code, outcome=result.outcome,
+                       detail=result.detail)  # fmt: skip
+            if result.outcome == "rejected" and trunk is not None and trunk.auth_secret_ref:
+                self.secret_store().forget(trunk.auth_secret_ref)  # rotated: next call re-reads
+            return False
+        KSR.pv.sets(trunk_auth.USER_AVP, result.username)
+        KSR.pv.sets(trunk_auth.REALM_AVP, result.realm)
+        KSR.pv.sets(trunk_auth.HA1_AVP, result.ha1)
+        KSR.pv.sets(trunk_auth.ANSWERED_AVP, "1")
+        built = KSR.uac.uac_auth_mode(1)  # 1: the AVP holds an HA1
+        KSR.pv.unset(trunk_auth.HA1_AVP)
+        if built < 0:
+            self.trace("trunk_auth", trunk_id=trunk_id, code=code, outcome="uac_failed")
+            return False
+        self.trace("trunk_auth", trunk_id=trunk_id, code=code, outcome="answered",
+                   realm=result.realm)  # fmt: skip
+        KSR.tm.t_on_failure("ksr_failure_trunk")  # a second challenge ends the call there
+        KSR.tm.t_on_reply("ksr_onreply_media")
+        return bool(KSR.tm.t_relay() > 0)
+
+    @staticmethod
+    def fail_call(code: int, reason: str) -> None:
+        """Final answer of our own from a failure route; the dialog's call_failed reads it."""
+        KSR.pv.sets("$dlg_var(sipio_reply)", f"{code} {reason}")
+        KSR.tm.t_reply(code, reason)
+
+    def secret_store(self) -> SecretStore:
+        if self._secrets is None:
+            self._secrets = open_store(self.settings)
+        return self._secrets
 
     def ksr_onreply_media(self, msg: Any) -> int:
         try:

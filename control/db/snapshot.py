@@ -188,6 +188,8 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
                 t.status,
                 t.cid_number,
                 tuple(t.inbound_ips or ()),
+                t.auth_username,
+                t.auth_secret_ref,
             )
             for t in rows[m.SipTrunk]
         },

@@ -103,6 +103,9 @@ class Trunk:
     status: str = "active"
     cid_number: str | None = None
     inbound_ips: tuple[str, ...] = ()
+    # Digest credentials towards the carrier: the password stays in the secret store.
+    auth_username: str | None = None
+    auth_secret_ref: str | None = None
 
     @cached_property
     def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
