@@ -17,14 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy import Engine
 
+from control.core.flow import CommandKind
 from control.db.engine import make_engine
 from esl.apps import MediaConfig
-from esl.controller import Controller, ControllerConfig
+from esl.conference import ConferenceFeature, ConferenceStore
+from esl.controller import Controller, ControllerConfig, Feature
 from esl.flows import SqlFlowSource
 from esl.http_command import HttpPolicy, HttpRunner
 from esl.outbound import OutboundServer
 from esl.session_store import SessionStore
+from esl.voicemail import VoicemailConfig, VoicemailFeature, VoicemailStore
 
 log = structlog.get_logger("esl.service")
 
@@ -37,6 +41,7 @@ class ServiceConfig:
     port: int = 8084
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     http: HttpPolicy = field(default_factory=HttpPolicy)
+    voicemail: VoicemailConfig = field(default_factory=VoicemailConfig)
 
 
 async def serve(
@@ -47,7 +52,10 @@ async def serve(
     engine = make_engine(config.db_url)
     store = SessionStore.from_url(config.redis_url)
     http = HttpRunner(config.http)
-    controller = Controller(store, SqlFlowSource(engine), http, config.controller)
+    controller = Controller(
+        store, SqlFlowSource(engine), http, config.controller,
+        features=media_features(engine, config),
+    )  # fmt: skip
     server = OutboundServer(controller.handle, config.host, config.port)
     host, port = await server.start()
     stop = asyncio.Event()
@@ -69,6 +77,15 @@ async def serve(
         http.close()
         await store.close()
         engine.dispose()
+
+
+def media_features(engine: Engine, config: ServiceConfig) -> dict[CommandKind, Feature]:
+    """Commands the controller runs itself, against our DB and media store (voicemail,
+    conference rooms); PINs are resolved through the process's secret store at use time."""
+    return {
+        CommandKind.VOICEMAIL: VoicemailFeature(VoicemailStore(engine), config.voicemail),
+        CommandKind.CONFERENCE: ConferenceFeature(ConferenceStore(engine)),
+    }
 
 
 def summary(controller: Controller) -> dict[str, float]:

@@ -1,0 +1,164 @@
+"""FreeSWITCH's inbound event socket (port 8021) for the control-plane commands we send:
+``conference <room> list | get count | mute | unmute | kick <member>`` and ``uuid_record``.
+
+Framing is the captures' (``in01``: auth/request, ``-ERR invalid`` + a disconnect notice and a
+close; ``in03``: ``+OK accepted``, api/response with Content-Length, ``exit`` → ``+OK bye`` +
+notice + close). The texts of the answers are mod_conference's and mod_commands' own
+(conference_api.c, ``conference_list``; ``session_record_function``): a member line is
+``id;channel;uuid;caller name;caller number;flags;volume in;agc volume in;volume out;energy``,
+an unknown room answers ``Conference <name> not found``, an unknown member ``Non-Existant ID
+<n>``, a command ``OK mute <n>`` / ``OK unmute <n>`` / ``OK kicked <n>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from tests.esl.fswire import GOODBYE, api_frame, read_command, reply_frame
+
+
+@dataclass
+class Member:
+    id: int
+    uuid: str
+    caller_name: str = "sipp"
+    caller_number: str = "sipp"
+    speak: bool = True
+    moderator: bool = False
+
+    def line(self) -> str:
+        flags = (
+            ["hear"] + (["speak"] if self.speak else []) + (["moderator"] if self.moderator else [])
+        )
+        channel = f"sofia/internal/{self.caller_number}@127.0.0.1:5080"
+        return (
+            f"{self.id};{channel};{self.uuid};{self.caller_name};{self.caller_number};"
+            f"{'|'.join(flags)};0;0;0;300\n"
+        )
+
+
+@dataclass
+class ConferenceRooms:
+    rooms: dict[str, list[Member]] = field(default_factory=dict)
+    channels: set[str] = field(default_factory=set)  # live channel uuids (uuid_record)
+    recording: dict[str, list[str]] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+
+    def api(self, command: str) -> str:
+        self.commands.append(command)
+        parts = command.split()
+        if parts[:1] == ["conference"] and len(parts) >= 3:
+            return self._conference(parts[1], parts[2:])
+        if parts[:1] == ["uuid_record"]:
+            return self._record(parts[1:])
+        return f"-ERR {parts[0] if parts else ''} Command not found!\n"
+
+    def _conference(self, name: str, args: list[str]) -> str:
+        room = self.rooms.get(name.split("@")[0])
+        if room is None:
+            return f"Conference {name} not found\n"
+        verb = args[0]
+        if verb == "list":
+            return "".join(m.line() for m in room)
+        if verb == "get" and args[1:] == ["count"]:
+            return str(len(room))
+        if verb in ("mute", "unmute", "kick") and len(args) > 1:
+            member = next((m for m in room if str(m.id) == args[1]), None)
+            if member is None:
+                return f"Non-Existant ID {args[1]}\n"
+            if verb == "kick":
+                room.remove(member)
+                return f"OK kicked {member.id}\n"
+            member.speak = verb == "unmute"
+            return f"OK {verb} {member.id}\n"
+        return f"Conference command '{verb}' not found.\n"
+
+    def _record(self, args: list[str]) -> str:
+        if len(args) < 3:
+            return "-USAGE: <uuid> [start|stop] <path> [<limit>]\n"
+        uuid, action, path = args[:3]
+        if uuid not in self.channels:
+            return "-ERR Cannot locate session!\n"
+        files = self.recording.setdefault(uuid, [])
+        if action == "start":
+            files.append(path)
+            return "+OK Success\n"
+        if action == "stop" and (path in files or (path == "all" and files)):
+            files[:] = [] if path == "all" else [f for f in files if f != path]
+            return "+OK Success\n"
+        return "-ERR Cannot stop record session!\n"
+
+
+def inbound_notice() -> bytes:
+    data = GOODBYE.encode()
+    return f"Content-Type: text/disconnect-notice\nContent-Length: {len(data)}\n\n".encode() + data
+
+
+class InboundFreeSwitch:
+    """Serves the event socket on a free loopback port, in its own thread and loop (the API
+    under test is synchronous and runs its own short-lived loops)."""
+
+    def __init__(self, rooms: ConferenceRooms, password: str = "ClueCon") -> None:
+        self.rooms, self.password = rooms, password
+        self.host, self.port = "127.0.0.1", 0
+        self.auth_failures = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[InboundFreeSwitch]:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(5)
+        try:
+            yield self
+        finally:
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._session, self.host, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        authed = False
+        try:
+            while True:
+                command = await read_command(reader)
+                if command is None:
+                    break
+                line = command.line
+                if line.startswith("auth "):
+                    if line[5:] == self.password:
+                        authed = True
+                        writer.write(reply_frame("+OK accepted"))
+                        continue
+                    self.auth_failures += 1
+                    writer.write(reply_frame("-ERR invalid") + inbound_notice())
+                    break
+                if not authed:
+                    writer.write(reply_frame("-ERR command not found"))
+                elif line.startswith("api "):
+                    writer.write(api_frame(self.rooms.api(line[4:])))
+                elif line == "exit":
+                    writer.write(reply_frame("+OK bye") + inbound_notice())
+                    break
+                else:
+                    writer.write(reply_frame("-ERR command not found"))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await writer.drain()
+            writer.close()
