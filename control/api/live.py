@@ -1,6 +1,7 @@
-"""Live state on the public API: admission counters (``/v1/cac``, scope ``limits``) and agent
-presence (``/v1/agents``, scope ``agents``). The state is in Redis (``control.live``); the
-config rows that give it meaning (limits, users, memberships) come from the config DB."""
+"""Live state on the public API: admission counters (``/v1/cac``, scope ``limits``), agent
+presence (``/v1/agents``, scope ``agents``) and queues (``/v1/queues/<id>/live``, scope
+``agents``). The state is in Redis (``control.live``); the config rows that give it meaning
+(limits, users, memberships, queues) come from the config DB."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from control.api.fields import Id, Text100, Tier
 from control.core import presence as core
 from control.core.admission import parse_field
 from control.db import models as m
+from control.live.acd import AcdStore
 from control.live.admission import AdmissionStore
 from control.live.presence import PresenceStore
 from control.live.reconcile import reconcile
@@ -229,3 +231,23 @@ def _profile(session: Session, user: m.SipUser) -> core.Profile:
         auto_queue_login=bool(user.auto_queue_login),
         memberships=tuple(core.Membership(r.queue_id, r.tier_level, r.mode) for r in rows),
     )
+
+
+# -- queues ---------------------------------------------------------------------------------------
+def _acd() -> AcdStore:
+    found: AcdStore | None = current_app.extensions.get("sipio_acd")
+    if found is None:
+        found = AcdStore(_stores()[1].redis)
+        current_app.extensions["sipio_acd"] = found
+    return found
+
+
+@bp.get("/queues/<queue_id>/live")
+def queue_live(queue_id: str) -> Response:
+    """Callers waiting (position, wait, agents ringing) and agents ready, now."""
+    principal = require("agents")
+    _query(())
+    row = g.db.get(m.Queue, queue_id)
+    if row is None or not principal.reaches(row.account_id):
+        raise NotFound(f"no queue {queue_id!r}")
+    return jsonify(_acd().live(row.account_id, row.id) | {"name": row.name})

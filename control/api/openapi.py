@@ -342,3 +342,30 @@ def _live_paths(paths: dict[str, Any], c: _Components) -> None:
         "post": _op("Agent control: login, logout, available, pause", "agents",
                     {"200": _json(agent)}, requestBody=_body(c.ref(live.AgentStateIn))),
     }  # fmt: skip
+    ids = {"type": "array", "items": {"type": "string"}}
+    integer, string = {"type": "integer"}, {"type": "string"}
+    waiting = {
+        "type": "object",
+        "properties": {"callId": string, "position": integer, "waitedMs": integer, "offering": ids},
+    }
+    queue_live = {
+        "type": "object",
+        "required": ["queueId", "accountId", "waiting", "callers", "readyAgents"],
+        "properties": {
+            "queueId": string,
+            "accountId": string,
+            "name": string,
+            "waiting": integer,
+            "longestWaitMs": integer,
+            "callers": {"type": "array", "items": waiting},
+            "offering": ids,
+            "readyAgents": integer,
+            "viableAgents": integer,
+            "now": integer,
+        },
+    }
+    queue_id = {"name": "queue_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    paths["/v1/queues/{queue_id}/live"] = {
+        "get": _op("Live queue: callers waiting and agents ringing", "agents",
+                   {"200": _json(queue_live)}, parameters=[queue_id]),
+    }  # fmt: skip

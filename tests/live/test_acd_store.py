@@ -9,16 +9,22 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from control.api import create_app
+from control.api.bootstrap import bootstrap
 from control.cdr.build import fold_queues
 from control.cdr.events import Event, parse
 from control.core.acd import QueueConfig
 from control.core.presence import Available, Login, Membership, Pause, Profile, Register, Seat
+from control.db.migrate import upgrade
 from control.live.acd import AcdStore, NotOffered
+from control.settings import Settings
 from tests.harness.redis_server import OwnRedis
 
 ACC = "acc_1"
@@ -436,3 +442,49 @@ def test_two_hundred_callers_twenty_agents_many_controllers(
     print(f"200 callers / 20 agents / 4 controllers: {elapsed:.1f} s, {len(offered)} offers, "
           f"{answered} answered, {left} abandoned, {samples} consistency samples, "
           f"{sum(r['retries'] for r in results)} retries after conflicts")  # fmt: skip
+
+
+# -- the API ----------------------------------------------------------------------------------
+def test_queue_live_api_is_tenant_scoped(tmp_path: Path, own_redis: OwnRedis) -> None:
+    url = f"sqlite:///{tmp_path / 'config.db'}"
+    upgrade(url)
+    _, root = bootstrap(url)
+    settings = Settings(state_dir=tmp_path / "s", db_url=url, redis_port=own_redis.port)
+    http = create_app(settings).test_client()
+
+    def call(path: str, key: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+        response = http.open(path, method=method, json=body, headers={"x-api-key": key})
+        return response.status_code, response.get_json()
+
+    def key(account_id: str, scopes: list[str]) -> str:
+        body = {"name": "t", "scopes": scopes, "account_id": account_id}
+        return str(call("/v1/api_keys", root, "POST", body)[1]["key"])
+
+    accounts = [call("/v1/accounts", root, "POST", {"name": n})[1]["id"] for n in ("a", "b")]
+    a_key, b_key = key(accounts[0], ["*"]), key(accounts[1], ["*"])
+    status, row = call("/v1/queues", a_key, "POST", {"name": "sales"})
+    assert status == 201
+    agent = call("/v1/sip_users", a_key, "POST", {"username": "200", "is_agent": 1})[1]
+    store = AcdStore(redis.Redis.from_url(own_redis.url))
+    seat(store, agent["id"], (row["id"], 1), account=accounts[0])
+    cfg = QueueConfig(row["id"], accounts[0])
+    store.join(cfg, "c1")
+    store.join(cfg, "c2")
+    offer = store.offer(cfg, "c1")
+    assert offer is not None
+    status, live = call(f"/v1/queues/{row['id']}/live", a_key)
+    assert status == 200, live
+    assert (live["name"], live["waiting"], live["readyAgents"], live["viableAgents"]) == (
+        "sales", 2, 0, 1)  # fmt: skip
+    assert [c["callId"] for c in live["callers"]] == ["c1", "c2"]
+    assert live["callers"][0]["offering"] == [agent["id"]] and live["offering"] == [agent["id"]]
+    assert live["callers"][1]["position"] == 2 and live["longestWaitMs"] >= 0
+    for path, k in ((f"/v1/queues/{row['id']}/live", b_key), ("/v1/queues/q_nope/live", a_key)):
+        response = http.get(path, headers={"x-api-key": k})
+        assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    status, problem = call(f"/v1/queues/{row['id']}/live?x=1", a_key)
+    assert status == 422 and problem["errors"][0]["loc"] == ["query", "x"]
+    no_scope = key(accounts[0], ["numbers"])
+    status, problem = call(f"/v1/queues/{row['id']}/live", no_scope)
+    assert status == 403 and problem["required_scope"] == "agents"
+    assert "/v1/queues/{queue_id}/live" in call("/v1/openapi.json", a_key)[1]["paths"]
