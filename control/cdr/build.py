@@ -29,7 +29,9 @@ CALL_ENDS = frozenset({"call_ended", "call_failed"})
 DIRECTIONS = frozenset({"inbound", "outbound", "internal"})
 BUSY_CODES = frozenset({486, 600, 603})
 ENVELOPE = frozenset({"type", "call_id", "ts", "account_id", "node_id", "outcome", "emitter"})
-EMITTERS = {"flow_step": "flow", "admission": "cac"} | {t: "acd" for t in QUEUE_TYPES}
+EMITTERS = {"flow_step": "flow", "admission": "cac", "cac": "cac", "cac_alert": "cac"} | {
+    t: "acd" for t in QUEUE_TYPES
+}
 
 
 def _str(body: Mapping[str, Any], key: str) -> str | None:
@@ -112,10 +114,15 @@ def failure_disposition(code: int | None, reason: str | None) -> str:
 
 
 def _end(row: Row, ts: int, code: int | None, cause: str | None) -> None:
+    """A code of 0 is an emitter that could not read the final reply (one the proxy sent
+    itself): what an earlier event of the call said stands."""
     row["end_ts"] = ts
-    row["sip_code"] = code if code is not None else row["sip_code"]
-    row["hangup_cause"] = cause or (str(code) if code is not None else row["hangup_cause"])
-    row["disposition"] = "answered" if row["answered"] else failure_disposition(code, cause)
+    row["sip_code"] = code or row["sip_code"]
+    row["hangup_cause"] = cause or (str(code) if code else row["hangup_cause"])
+    if row["answered"]:
+        row["disposition"] = "answered"
+    else:
+        row["disposition"] = failure_disposition(row["sip_code"], row["hangup_cause"])
 
 
 def _route(row: Row, ev: Event) -> None:

@@ -54,6 +54,33 @@ def test_reject_at_routing_is_a_complete_cdr() -> None:
     assert row["hangup_cause"] == "Busy Here" and row["sip_code"] == 486
 
 
+def test_a_failure_without_a_readable_code_keeps_what_the_fallback_said() -> None:
+    gone = {"kind": "reject", "code": 480, "reason": "Temporarily Unavailable"}
+    events = [
+        ev("route", T0, decision=RING, device_id="dev_1", **{"from": "1001", "to": "1002"}),
+        ev("fallback", T0 + 2_000, reason="no_answer(408)", decision=gone),
+        ev("call_failed", T0 + 2_001, account_id="acc_1", code=0, reason=""),
+    ]
+    row = build.fold_cdr({}, events)["c1"]
+    assert (row["disposition"], row["sip_code"], row["hangup_cause"]) == (
+        "no_answer", 480, "Temporarily Unavailable",
+    )  # fmt: skip
+    assert (row["end_ts"], row["duration_sec"], row["billsec"]) == (T0 + 2_001, 3, 0)
+    later = build.fold_cdr({"c1": row}, [ev("call_failed", T0 + 2_002, code=487, reason="x")])
+    assert later["c1"]["sip_code"] == 487  # a real code still counts
+
+
+def test_ended_unpriced_is_each_call_once_at_its_end() -> None:
+    start = build.fold_cdr({}, [ev("route", T0, decision=RING, device_id="d")])
+    assert build.ended_unpriced({}, start) == []  # still in progress
+    ended = build.fold_cdr(start, [ev("call_ended", T0 + 9, cause="caller_bye")])
+    assert build.ended_unpriced(start, ended) == ["c1"]
+    late = build.fold_cdr(ended, [ev("queue_abandon", T0 + 20, queue_id="q")])
+    assert build.ended_unpriced(ended, late) == []  # ended before: priced then, not again
+    given = build.fold_cdr(start, [ev("call_ended", T0 + 9, cost_micros=7)])
+    assert build.ended_unpriced(start, given) == []  # the emitter priced it
+
+
 def test_failures_and_directions() -> None:
     assert build.failure_disposition(503, "rejected_by_cac") == "rejected"
     assert build.failure_disposition(487, None) == "cancelled"

@@ -1,6 +1,7 @@
 """Real events from Kamailio's KEMI script and dialog module, consumed by the stack's own
-collector (the one `sipio up` starts): an answered call and a routing-time reject become
-complete CDRs, and `sipio cdr` / `sipio trace` show them as an operator would."""
+collector (the one `sipio up` starts): answered, busy, unanswered and admission-refused calls
+become complete CDRs, priced by the account's rate table, and `sipio cdr` / `sipio trace` show
+them as an operator would."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from typing import Any
 from control.cdr.lake import Lake
 from control.cdr.query import trace
 from control.cdr.tables import CALL_CDR
+from control.demo import sipp
 from control.settings import Settings
 from control.stack import supervisor
+from control.stack.ports import free_port
 from tests.harness.phones import Phone, header
 from tests.harness.provision import Provisioner
+
+TRUNK_IP = "127.0.0.7"  # the carrier of the outbound call
 
 
 def wait_for_cdrs(lake: Lake, call_ids: set[str], timeout: float = 30) -> dict[str, Any]:
@@ -97,3 +102,95 @@ def test_kemi_route_and_reject_events_become_cdrs_and_traces(
 
     status = {s.name: s for s in supervisor.status(stack.state_dir)}
     assert status["collector"].ok, status["collector"].health.detail
+
+
+def sipio_trace(sipio_bin: str, stack: Settings, call_id: str) -> list[str]:
+    shown = subprocess.run([sipio_bin, "trace", call_id, "--state-dir", str(stack.state_dir)],
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.splitlines()
+
+
+def kinds_of(timeline: list[str]) -> list[str]:
+    """Event types of `sipio trace` lines (date, time, "+", offset, emitter, type, ...)."""
+    return [line.split()[5] for line in timeline]
+
+
+def test_no_answer_cac_reject_and_a_rated_outbound_call(stack: Settings, sipio_bin: str) -> None:
+    """A callee that rings until its ring timeout, an answered outbound call priced from the
+    account's rate table, and the same account refused by admission control once capped."""
+    tenant = Provisioner(stack).tenant("Rated Co", "rated.example.com")
+    sleeper = tenant.user_with_devices("7101", ring_timeout_sec=2)  # no fwd_noanswer: 480
+    caller = tenant.user_with_devices("7103")
+    port = free_port()
+    tenant.make("sip_trunks", {"name": "pstn", "proxy": f"{TRUNK_IP}:{port}",
+                               "direction": "outbound"})  # fmt: skip
+    line = tenant.make("rates", {"name": "Berlin", "prefix": "4930", "per_minute_micros": 60_000,
+                                 "connect_micros": 500, "min_sec": 30, "increment_sec": 6})  # fmt: skip
+    assert line["account_id"] == tenant.id
+    time.sleep(stack.config_check_sec * 2 + 0.2)
+    proxy = f"{stack.sip_host}:{stack.sip_port}"
+    phones = {}
+    for user in (sleeper, caller):
+        device = user["devices"][0]
+        phones[user["username"]] = Phone(device["auth_username"], device["password"], tenant.domain)
+        assert phones[user["username"]].register(proxy).ok
+
+    ringing = phones["7101"].ring(timeout=20)
+    unanswered = phones["7103"].call(proxy, "7101", scenario="uac_call_refused.xml")
+    assert unanswered.ok, unanswered.output
+    assert "SIP/2.0 180" in unanswered.messages and "SIP/2.0 480" in unanswered.messages
+    assert ringing.wait().ok  # the callee rang, then the proxy cancelled it (CANCEL, 487)
+
+    carrier = sipp.start(sipp.scenario("uas_answer.xml"), None, local_ip=TRUNK_IP, local_port=port,
+                         timeout=20)  # fmt: skip
+    rated = phones["7103"].call(proxy, "+4930555123")
+    assert rated.ok and carrier.wait().ok, rated.output
+
+    Provisioner(stack).patch("accounts", tenant.id, {"max_out": 0})
+    time.sleep(stack.config_check_sec * 2 + 0.2)
+    capped = phones["7103"].call(proxy, "+4930555124", scenario="uac_call_refused.xml")
+    assert capped.ok and "SIP/2.0 503" in capped.messages, capped.output
+
+    ids = {name: header(result.messages, "Call-ID")[0]
+           for name, result in (("no_answer", unanswered), ("rated", rated), ("cac", capped))}  # fmt: skip
+    rows = wait_for_cdrs(Lake(stack), set(ids.values()))
+    assert set(rows) == set(ids.values()), "the stack's collector did not commit the calls"
+    nobody, paid, refused = (rows[ids[k]] for k in ("no_answer", "rated", "cac"))
+
+    assert (nobody["disposition"], nobody["sip_code"], nobody["answered"]) == ("no_answer", 480, 0)
+    assert nobody["hangup_cause"] == "Temporarily Unavailable"
+    assert (nobody["direction"], nobody["account_id"], nobody["billsec"]) == (
+        "internal",
+        tenant.id,
+        0,
+    )
+    assert nobody["duration_sec"] >= 2  # it rang for the user's ring timeout
+    assert nobody["cost_micros"] is None  # the table has no internal line: unrated, not 0
+    timeline = sipio_trace(sipio_bin, stack, ids["no_answer"])
+    kinds = kinds_of(timeline)
+    assert kinds.index("route") < kinds.index("fallback") < kinds.index("call_failed"), timeline
+    given_up = timeline[kinds.index("fallback")]  # the ring timeout fired: 408 -> 480
+    assert "no_answer(408)" in given_up and '"code":480' in given_up, given_up
+    assert "Temporarily Unavailable" in given_up
+    assert float(given_up.split()[3].rstrip("s")) >= 2.0  # offset from the route event
+
+    assert (paid["disposition"], paid["direction"], paid["to_num"]) == (
+        "answered",
+        "outbound",
+        "+4930555123",
+    )
+    assert paid["trunk_id"] is None or paid["trunk_id"].startswith("tr_")
+    assert 0 < paid["billsec"] <= 30  # raised to the 30 s minimum
+    assert paid["cost_micros"] == 500 + 60_000 * 30 // 60
+
+    assert (refused["disposition"], refused["sip_code"], refused["hangup_cause"]) == (
+        "rejected", 503, "rejected_by_cac",
+    )  # fmt: skip
+    assert (refused["answered"], refused["account_id"]) == (0, tenant.id)
+    assert refused["cost_micros"] == 0  # priced by the table, but never answered
+    timeline = sipio_trace(sipio_bin, stack, ids["cac"])
+    kinds = kinds_of(timeline)
+    assert kinds.index("route") < kinds.index("cac") < kinds.index("call_failed"), timeline
+    assert timeline[kinds.index("cac")].split()[4] == "cac"  # the emitter column
+    assert "rejected_by_cac" in timeline[kinds.index("call_failed")]
