@@ -21,9 +21,28 @@ from control.rtpengine.pool import worker_redis
 from control.settings import Settings
 
 SDP = "application/sdp"
-# Transaction AVP: "-" not anchored; otherwise "o" (offered) or "l" (late offer: the 200
-# offers), followed by "w" when the caller is a WebRTC device.
+WEBRTC, PLAIN = "w", "p"  # a party's kind: a browser (DTLS-SRTP, ICE) or a phone/trunk (RTP)
+# Transaction AVP: "-" not anchored; otherwise the mode, "o" (the request offers) or "l" (late
+# offer: the 2xx offers, the ACK answers), then the kinds of the request's sender and of the
+# party that answers it.
 PROFILE_AVP = "$avp(sipio_media)"
+# Dialog variable: "-" not anchored; otherwise "a", then the kinds of the caller and the callee.
+# In-dialog offers (re-INVITE, UPDATE, the ACK of a late offer) read it.
+DIALOG_VAR = "$dlg_var(sipio_media)"
+
+
+def kind(webrtc: bool) -> str:
+    return WEBRTC if webrtc else PLAIN
+
+
+def options_for(receiver: str, sender: str) -> MediaOptions | None:
+    """rtpengine options for an SDP going from ``sender`` to ``receiver``: it must fit the
+    party that will read it."""
+    if receiver == WEBRTC:
+        return MediaOptions.sip_to_webrtc()
+    if sender == WEBRTC:
+        return MediaOptions.webrtc_to_sip()
+    return None
 
 
 def nodes(settings: Settings) -> list[Node]:
@@ -54,38 +73,43 @@ class MediaAnchor:
         return str(KSR.pv.getvs("$rb", ""))
 
     def offer(self, webrtc_caller: bool = False) -> str | None:
-        """Anchor the request's SDP. Returns an error text when no rtpengine could take it."""
+        """Anchor the initial INVITE's SDP. Returns an error text when no rtpengine could take
+        it."""
         if not self.settings.media_anchor:
             KSR.pv.sets(PROFILE_AVP, "-")
+            KSR.pv.sets(DIALOG_VAR, "-")
             return None
+        caller, callee = kind(webrtc_caller), PLAIN
+        KSR.pv.sets(DIALOG_VAR, "a" + caller + callee)
         sdp = self.body()
-        KSR.pv.sets(PROFILE_AVP, ("o" if sdp else "l") + ("w" if webrtc_caller else ""))
+        KSR.pv.sets(PROFILE_AVP, ("o" if sdp else "l") + caller + callee)
         if not sdp:
             return None  # late offer: the 200 carries it
-        options = MediaOptions.webrtc_to_sip() if webrtc_caller else None
+        return self._offer(sdp, KSR.pv.getvs("$ft", ""), options_for(callee, caller))
+
+    def _offer(self, sdp: str, from_tag: str, options: MediaOptions | None) -> str | None:
         try:
             reply = self.pool().offer(
-                KSR.pv.getvs("$ci", ""), sdp, from_tag=KSR.pv.getvs("$ft", ""), options=options
+                KSR.pv.getvs("$ci", ""), sdp, from_tag=from_tag, options=options
             )
         except NgError as exc:
             return f"{type(exc).__name__}: {exc}"
         KSR.textops.set_body(reply.sdp, SDP)
         return None
 
-    def anchored(self) -> bool:
-        return bool(KSR.pv.getvs(PROFILE_AVP, "-") != "-")
-
     def answer_reply(self) -> str | None:
-        """A reply with SDP (183/200, retransmissions included: rtpengine answers the same)."""
+        """A reply with SDP (183/200, retransmissions included: rtpengine answers the same), to
+        an initial INVITE or to an in-dialog offer alike."""
         sdp = self.body()
-        if not sdp or not self.anchored():
-            return None
         profile = KSR.pv.getvs(PROFILE_AVP, "-")
-        options = MediaOptions.sip_to_webrtc() if profile.endswith("w") else None
+        if not sdp or len(profile) != 3:
+            return None
+        mode, requester, replier = profile
+        options = options_for(requester, replier)  # the reply's SDP goes to the requester
         call_id, from_tag, to_tag = (KSR.pv.getvs(v, "") for v in ("$ci", "$ft", "$tt"))
         try:
-            if profile.startswith("l"):
-                # Late offer: the callee offers in the 200, the caller answers in the ACK.
+            if mode == "l":
+                # Late offer: the party answering the request offers, its peer answers in the ACK.
                 reply = self.pool().offer(call_id, sdp, from_tag=to_tag, options=options)
             else:
                 reply = self.pool().answer(
@@ -97,22 +121,35 @@ class MediaAnchor:
         return None
 
     def in_dialog(self) -> str | None:
-        """re-INVITE / UPDATE with SDP, and the ACK that answers a late offer."""
+        """re-INVITE / UPDATE (with SDP: an offer; an INVITE without: its 2xx will offer) and
+        the ACK that answers a late offer, in either direction, for anchored dialogs only."""
+        dialog = KSR.pv.getvs(DIALOG_VAR, "")
+        if len(dialog) != 3 or dialog[0] != "a":
+            KSR.pv.sets(PROFILE_AVP, "-")
+            return None  # not anchored at its start (media_anchor off, or not ours)
+        from_caller = KSR.pv.getvs("$ft", "") == KSR.pv.getvs("$dlg(from_tag)", "")
+        sender, receiver = (dialog[1], dialog[2]) if from_caller else (dialog[2], dialog[1])
         sdp = self.body()
-        if not sdp:
+        if KSR.is_ACK():
+            if not sdp:
+                return None
+            call_id, from_tag, to_tag = (KSR.pv.getvs(v, "") for v in ("$ci", "$ft", "$tt"))
+            try:  # the offer came from the party this ACK goes to
+                reply = self.pool().answer(call_id, sdp, from_tag=to_tag, to_tag=from_tag,
+                                           options=options_for(receiver, sender))  # fmt: skip
+            except NgCallNotFound:
+                return None  # already deleted (a BYE crossed the ACK)
+            except NgError as exc:
+                return f"{type(exc).__name__}: {exc}"
+            KSR.textops.set_body(reply.sdp, SDP)
             return None
-        call_id, from_tag, to_tag = (KSR.pv.getvs(v, "") for v in ("$ci", "$ft", "$tt"))
-        try:
-            if KSR.is_ACK():
-                reply = self.pool().answer(call_id, sdp, from_tag=to_tag, to_tag=from_tag)
-            else:
-                reply = self.pool().offer(call_id, sdp, from_tag=from_tag)
-        except NgCallNotFound:
-            return None  # a dialog we never anchored
-        except NgError as exc:
-            return f"{type(exc).__name__}: {exc}"
-        KSR.textops.set_body(reply.sdp, SDP)
-        return None
+        if not sdp and not KSR.is_INVITE():
+            KSR.pv.sets(PROFILE_AVP, "-")
+            return None  # an UPDATE without SDP changes no media
+        KSR.pv.sets(PROFILE_AVP, ("o" if sdp else "l") + sender + receiver)
+        if not sdp:
+            return None  # re-INVITE without SDP: the 2xx offers, the ACK answers
+        return self._offer(sdp, KSR.pv.getvs("$ft", ""), options_for(receiver, sender))
 
     def delete(self) -> str | None:
         try:
