@@ -75,7 +75,7 @@ _SNAPSHOT = Lua("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leases = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
-local stop = (ARGV[1] == '1') and -1 or (#leases / 2)
+local stop = (ARGV[1] == '1') and -1 or math.floor(#leases / 2)
 local queues = {}
 for i = 8, #KEYS do
   queues[#queues + 1] = {redis.call('ZCARD', KEYS[i]),
