@@ -27,7 +27,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -61,6 +61,8 @@ log = structlog.get_logger("esl.controller")
 # With filters, FreeSWITCH sends only these of the channel's ~20 event kinds (each one ~150
 # headers it must serialise and we must parse); myevents still limits them to this channel.
 WATCHED = ("CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP")
+CONTINUE_AT = "continueAt"  # a feature's result data: where the call goes on (esl/queue.py)
+MAX_CONTINUATIONS = 8  # queue exit → queue exit → ...: a misconfigured loop still ends
 ENGINE_COMMANDS = frozenset(
     {CommandKind.PLAY, CommandKind.SAY, CommandKind.GATHER, CommandKind.RECORD,
      CommandKind.DIAL, CommandKind.ENQUEUE, CommandKind.CONFERENCE, CommandKind.VOICEMAIL}
@@ -252,6 +254,10 @@ class CallRun:
                 await self._hangup(apps.hangup_cause(command))
                 return
             outcome, data = await self._perform(command)
+            target = data.get(CONTINUE_AT)
+            if isinstance(target, dict):  # a queue exit the flow left to the queue's target
+                current = await self._continue_at(state, command, outcome, target)
+                continue
             if state.ended:  # a hand-off that ends the flow (voicemail, transfer...) is done
                 await self._save(state, None, [])
                 await self._hangup("NORMAL_CLEARING")
@@ -260,6 +266,40 @@ class CallRun:
             current = step(self.doc, state, outcome, data, self.ctl.clock(), self.fctx,
                            seq=command.seq)  # fmt: skip
             self._turnaround = started
+
+    async def _continue_at(
+        self, state: SessionState, command: Command, outcome: str, target: dict[str, Any]
+    ) -> Step:
+        """Restart the interpreter on a route target (``target_flow``: entry → transfer, or
+        the flow itself): the flow so far ends with a traced reason naming the target, and
+        the new one numbers on from it (commands and trace events stay unique per call).
+        ``kind: hangup`` just ends the call."""
+        assert self.ctx is not None
+        kind, target_id = str(target.get("kind") or ""), str(target.get("id") or "")
+        reason = f"{command.kind.value}_{outcome}:{kind}" + (f":{target_id}" if target_id else "")
+        ended = _end(state, command, self.ctl.clock(), reason)
+        hops = int(self.context.get("continued", 0)) + 1
+        loaded = None
+        if kind != "hangup" and hops <= MAX_CONTINUATIONS and apps.SAFE_ID.match(target_id):
+            account = self.ctx.account_id
+            loaded = await load_for_start(self.ctl.flows, account, kind, target_id, None)
+        if loaded is None:
+            return ended
+        old = ended.state
+        self.doc, self.fctx = loaded
+        self.context = {**self.context, "continued": hops, "target": f"{kind}:{target_id}"}
+        self.log.info("esl.call.continue_at", target=f"{kind}:{target_id}", reason=reason)
+        fresh = start(self.doc, self.ctl.clock(), self.fctx, call_id=old.call_id,
+                      variables=old.variables, trigger="inbound")  # fmt: skip
+        new = fresh.state.copy()
+        new.trace = list(old.trace) + [
+            replace(e, seq=e.seq + old.trace_seq) for e in fresh.state.trace
+        ]
+        new.trace_seq += old.trace_seq
+        new.seq += old.seq + 1
+        new.steps += old.steps
+        new.started_ms = old.started_ms
+        return Step(replace(fresh.command, seq=new.seq), new)
 
     async def _save(
         self, state: SessionState, pending: dict[str, Any] | None, trace: list[TraceEvent]

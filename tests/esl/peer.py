@@ -14,6 +14,17 @@ applications answer, playback, speak, play_and_get_digits, set, multiset, record
 conference and voicemail, run one at a time; a lost socket with ``resume`` continues the
 "dialplan" into the next controller address (the failover ``socket`` action), without it the
 call is hung up. What the caller does is scripted per call by :class:`Caller`.
+
+Queue holds: a ``playback`` of a ``local_stream://`` source lasts until ``api uuid_break``, the
+caller's hang-up or ``playback_timeout_sec`` (then ``FILE PLAYED``, as mod_dptools reports a
+broken playback); keys pressed during a playback (``Reaction.digits``) arrive as DTMF events.
+A ``bridge`` dials its comma-separated legs; the script says which agent answers
+(``Reaction.answered_by``, matched against the leg's user) and how long they talk: the answer
+gives CHANNEL_BRIDGE with the ``Other-Leg-*`` headers of the chosen leg (its
+``origination_uuid`` as ``Other-Leg-Unique-ID``), the end CHANNEL_UNBRIDGE, and the channel
+keeps ``originate_disposition``, ``DIALSTATUS``, ``last_bridge_to`` and
+``bridge_hangup_cause`` as FreeSWITCH leaves them. Bridge events are CHANNEL_BRIDGE frames
+recorded in ``orig01_events_plain_ALL`` around this channel's own headers.
 """
 
 from __future__ import annotations
@@ -43,6 +54,8 @@ from tests.esl.fswire import (
 
 FULL_CALL = "out01b_socket_7000_myevents_plus_event_plain_linger5"
 CALLER_BYE = "out02c_caller_bye_during_playback_7001_event_lock_linger3"
+BRIDGES = "orig01_events_plain_ALL"
+STREAM = "local_stream://"
 MYEVENTS = {
     "CHANNEL_ANSWER", "CHANNEL_APPLICATION", "CHANNEL_BRIDGE", "CHANNEL_CREATE", "CHANNEL_DATA",
     "CHANNEL_DESTROY", "CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP",
@@ -68,6 +81,10 @@ class Reaction:
     hangup: bool = False  # the caller hangs up during this application
     hold: asyncio.Event | None = None  # the application lasts until this is set
     delay: float = 0.0
+    # bridge: the user id whose leg answers (None: nobody does within ``delay``), then talks
+    # for ``talk`` s (or until ``hold`` is set) and hangs up
+    answered_by: str | None = None
+    talk: float = 0.0
 
 
 @dataclass
@@ -102,6 +119,7 @@ class CallRecord:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     # (sent EXECUTE_COMPLETE, next command arrived) pairs: the controller's turnaround
     turnarounds: list[float] = field(default_factory=list)
+    bridged: list[str] = field(default_factory=list)  # agents (users) the caller talked to
 
 
 class Channel:
@@ -121,6 +139,7 @@ class Channel:
         self.hung_up = False
         self.record = CallRecord(self.uuid, self.call_id)
         self.seq = 0
+        self.sessions: list[Session] = []  # the live socket connection(s)
 
 
 class Session:
@@ -140,6 +159,9 @@ class Session:
         self.last_response = "_none_"
         self.closed = False
         self.last_complete: float | None = None
+        # api uuid_break: the running playback stops (FreeSWITCH's CF_BREAK: a break sent just
+        # before the playback starts stops it as it starts)
+        self.broken = asyncio.Event()
 
 
 class FreeSwitchPeer:
@@ -149,6 +171,7 @@ class FreeSwitchPeer:
         message up, so a second ``sendmsg`` sent at once is answered before it runs)."""
         self.full = recorded(FULL_CALL)
         self.bye = recorded(CALLER_BYE)
+        self._bridge_templates: dict[str, Pairs] = {}
         self.linger_scale = linger_scale
         self.app_latency = app_latency
 
@@ -184,6 +207,7 @@ class FreeSwitchPeer:
         reader, writer = await asyncio.open_connection(host, port)
         channel.record.connections += 1
         session = Session(channel, writer)
+        channel.sessions = [session]
         worker = asyncio.create_task(self._apps(session))
         try:
             while True:
@@ -299,7 +323,34 @@ class FreeSwitchPeer:
             ), full
         if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_UNPARK"):
             return bye.event(name), bye
+        if name in ("CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE"):
+            return self._bridge_template(name), full
         return full.event(name), full
+
+    def _bridge_template(self, name: str) -> Pairs:
+        """The recorded bridge event's own headers (Event-Calling-*, Bridge-*, Other-*)
+        around this call's channel headers (out01b's, like every other event)."""
+        if name not in self._bridge_templates:
+            pairs = bridge_event(name)
+            own = dict(pairs)
+            channel = [
+                (h, own.get(h, v) if h.startswith("Event-Calling") else v)
+                for h, v in self.full.event("CHANNEL_EXECUTE", Application="playback")
+                if not h.startswith("Application")
+            ]
+            bridge = [(h, v) for h, v in pairs if h.startswith("Bridge-")]
+            other = [(h, v) for h, v in pairs if h.startswith("Other-")]
+            out: Pairs = []
+            for header, value in channel:
+                if header == "Event-Name":
+                    value = name
+                out.append((header, value))
+                if header == "Event-Sequence":
+                    out += bridge
+                elif header == "Caller-Privacy-Hide-Number":
+                    out += other
+            self._bridge_templates[name] = out
+        return self._bridge_templates[name]
 
     def _reply(self, session: Session, text: str) -> None:
         self._send(session, reply_frame(text))
@@ -380,6 +431,10 @@ class FreeSwitchPeer:
         if parts[:1] == ["uuid_getvar"] and len(parts) == 3:
             return channel.vars.get(parts[2], "_undef_")
         if parts[:1] == ["uuid_break"]:
+            if len(parts) < 2 or parts[1] != channel.uuid:
+                return "-ERR No such channel!\n"
+            for session in channel.sessions:
+                session.broken.set()
             return "+OK\n"
         return f"-ERR {parts[0] if parts else ''} Command not found!\n"
 
@@ -431,13 +486,21 @@ class FreeSwitchPeer:
         elif app == "conference":
             for action in ("add-member", "floor-change", "start-talking"):
                 self._emit(session, "CUSTOM", Action=action)
-        if reaction.delay:
-            await asyncio.sleep(reaction.delay)
-        if reaction.hold is not None:
-            await reaction.hold.wait()
-        elif app == "conference" and not reaction.delay and not reaction.hangup:
-            while not channel.hung_up:  # a conference lasts until someone hangs up
-                await asyncio.sleep(0.01)
+        # a scripted result (variables) ends a hold at once: the pre-ACD queue contract
+        holding = app == "playback" and not reaction.variables
+        holding = holding and (bool(reaction.digits) or arg.startswith(STREAM))
+        if app == "bridge":
+            await self._bridge(session, arg, reaction)
+        elif holding:
+            await self._hold(session, arg, reaction)
+        else:
+            if reaction.delay:
+                await asyncio.sleep(reaction.delay)
+            if reaction.hold is not None:
+                await reaction.hold.wait()
+            elif app == "conference" and not reaction.delay and not reaction.hangup:
+                while not channel.hung_up:  # a conference lasts until someone hangs up
+                    await asyncio.sleep(0.01)
         if channel.hung_up:  # our hang-up sequence already reported this application
             return
         if app == "play_and_get_digits":
@@ -452,7 +515,7 @@ class FreeSwitchPeer:
         elif app == "record":
             channel.vars.update({"record_seconds": "2", "record_ms": "2090"})
         channel.vars.update(reaction.variables)
-        if reaction.hangup:
+        if reaction.hangup and not holding and app != "bridge":
             await self._hangup(session, "NORMAL_CLEARING", by="caller", running=(app, ids))
             return
         if app in ("playback", "speak"):
@@ -464,6 +527,84 @@ class FreeSwitchPeer:
         session.current = None
         self._emit(session, "CHANNEL_EXECUTE_COMPLETE", **ids, **{"Application-Response": response})
         session.last_complete = time.perf_counter()
+
+    async def _hold(self, session: Session, arg: str, reaction: Reaction) -> None:
+        """A playback the caller listens to until it is broken (``uuid_break``), times out
+        (``playback_timeout_sec``), or, for a file, ends. After ``delay`` the scripted keys
+        arrive as DTMF events, or the caller hangs up."""
+        channel = session.channel
+        limit = channel.vars.get("playback_timeout_sec", "")
+        ends: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(session.broken.wait()),
+            asyncio.ensure_future(self._until_hung_up(channel)),
+        ]
+        if reaction.hold is not None:
+            ends.append(asyncio.ensure_future(reaction.hold.wait()))
+        if limit.isdigit() and int(limit) > 0:
+            ends.append(asyncio.ensure_future(asyncio.sleep(int(limit))))
+        if not arg.startswith(STREAM) and reaction.hold is None:  # a file ends by itself
+            ends.append(asyncio.ensure_future(asyncio.sleep(max(reaction.delay, 0.05))))
+        try:
+            if reaction.digits or reaction.hangup:
+                await asyncio.wait(ends, timeout=reaction.delay, return_when="FIRST_COMPLETED")
+                if not any(end.done() for end in ends):
+                    if reaction.hangup:
+                        await self._hangup(session, "NORMAL_CLEARING", by="caller")
+                        return
+                    for key in reaction.digits:
+                        self._emit(session, "DTMF", **{"DTMF-Digit": key})
+            await asyncio.wait(ends, return_when="FIRST_COMPLETED")
+        finally:
+            for end in ends:
+                end.cancel()
+            if ends[0].done():  # the break flag is consumed by the playback it stops
+                session.broken.clear()
+
+    async def _until_hung_up(self, channel: Channel) -> None:
+        while not channel.hung_up:
+            await asyncio.sleep(0.01)
+
+    async def _bridge(self, session: Session, arg: str, reaction: Reaction) -> None:
+        """Ring the legs for ``reaction.delay`` s; the leg of ``answered_by`` answers (or
+        none does), talks, hangs up. Variables as FreeSWITCH leaves them on the A leg."""
+        channel = session.channel
+        legs = bridge_legs(arg)
+        chosen = next((leg for leg in legs if leg.user == reaction.answered_by), None)
+        if reaction.delay:
+            await asyncio.sleep(reaction.delay)
+        if channel.hung_up:
+            return
+        if reaction.hangup:  # the caller gives up while the agents ring
+            await self._hangup(session, "NORMAL_CLEARING", by="caller")
+            return
+        if chosen is None:
+            status = "NO_ANSWER" if legs else "DESTINATION_OUT_OF_ORDER"
+            channel.vars.update({"originate_disposition": status, "DIALSTATUS": "NOANSWER"})
+            channel.vars.pop("bridge_hangup_cause", None)
+            return
+        other = {
+            "Bridge-A-Unique-ID": channel.uuid, "Bridge-B-Unique-ID": chosen.uuid,
+            "Other-Leg-Unique-ID": chosen.uuid, "Other-Leg-Destination-Number": chosen.user,
+            "Other-Leg-Channel-Name": chosen.channel_name, "Other-Leg-Direction": "outbound",
+            "Other-Leg-Caller-ID-Number": chosen.user,
+        }  # fmt: skip
+        channel.vars.update({"bridge_to": chosen.uuid, "bridge_uuid": chosen.uuid})
+        self._emit(session, "CHANNEL_BRIDGE", **other)
+        channel.record.bridged.append(chosen.user)
+        if reaction.hold is not None:
+            await reaction.hold.wait()
+        elif reaction.talk:
+            await asyncio.sleep(reaction.talk)
+        if channel.hung_up:
+            return
+        for name in ("bridge_to", "bridge_uuid"):
+            channel.vars.pop(name, None)
+        channel.vars.update(
+            {"originate_disposition": "SUCCESS", "DIALSTATUS": "SUCCESS",
+             "last_bridge_to": chosen.uuid, "bridge_hangup_cause": "NORMAL_CLEARING",
+             "last_bridge_hangup_cause": "NORMAL_CLEARING"}
+        )  # fmt: skip
+        self._emit(session, "CHANNEL_UNBRIDGE", **other, **{"Hangup-Cause": "NORMAL_CLEARING"})
 
     def _set(self, channel: Channel, name: str, value: str) -> None:
         if value:
@@ -546,6 +687,54 @@ class FreeSwitchPeer:
         session.closed = True
         with contextlib.suppress(Exception):
             session.writer.close()
+
+
+@dataclass(frozen=True)
+class Leg:
+    user: str
+    uuid: str
+    channel_name: str
+
+
+def bridge_legs(arg: str) -> list[Leg]:
+    """``{global}[leg vars]sofia/<profile>/<user>@<host>,[...]...``: the legs a bridge dials
+    (``origination_uuid`` names a leg, as FreeSWITCH honours it)."""
+    if arg.startswith("{"):
+        arg = arg[arg.index("}") + 1 :]
+    legs, depth, current = [], 0, ""
+    for char in arg + ",":
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        if char == "," and depth == 0:
+            legs.append(current)
+            current = ""
+        else:
+            current += char
+    found = []
+    for leg in filter(None, legs):
+        options, dial = "", leg
+        if leg.startswith("["):
+            options, dial = leg[1 : leg.index("]")], leg[leg.index("]") + 1 :]
+        pairs = dict(item.partition("=")[::2] for item in options.split(",") if item)
+        user = dial.rsplit("/", 1)[-1].split("@", 1)[0]
+        uuid = pairs.get("origination_uuid") or str(uuidlib.uuid4())
+        found.append(Leg(user, uuid, dial))
+    return found
+
+
+def bridge_event(name: str) -> Pairs:
+    """The recorded CHANNEL_BRIDGE / CHANNEL_UNBRIDGE (orig01: uuid_bridge of two channels)."""
+    from tests.esl.fswire import raw_pairs, split_frames
+    from tests.esl.transcripts import load
+
+    for block, body in split_frames(load(BRIDGES).fs_bytes):
+        if b"text/event-plain" in block:
+            pairs = raw_pairs(body[: body.index(b"\n\n")])
+            if dict(pairs).get("Event-Name") == name:
+                return pairs
+    raise LookupError(name)
 
 
 def sipio_headers(

@@ -1,0 +1,515 @@
+"""Queued callers end to end: the FreeSWITCH peer places calls, the controller runs the
+queue (esl/queue.py) against the real ACD store in the session stack's Redis, agents are
+driven through real presence, and their phones' answers are scripted on the peer's bridge.
+Queue timers are scaled down to a second or two."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from control.core.flow import CommandKind
+from control.core.presence import Available, Login, Membership, Profile, Register, Seat
+from control.live.acd import AcdStore
+from esl.controller import Controller, ControllerConfig
+from esl.flows import FlowSource
+from esl.http_command import HttpPolicy, HttpRunner
+from esl.outbound import OutboundServer
+from esl.queue import QueueFeature, QueueTimers, leg_uuid
+from esl.queues_source import QueueOption, QueueSetup, StaticQueueSource
+from esl.session_store import SessionStore
+from tests.esl.harness import new_account, static, trace
+from tests.esl.peer import Caller, CallRecord, FreeSwitchPeer, Reaction, bridge_legs, sipio_headers
+
+MOH = "local_stream://moh"
+TIMERS = QueueTimers(poll_sec=0.05, hold_slice_sec=1, viable_every_sec=0.2)
+
+
+def queue_row(account: str, queue_id: str = "q_1", **row: Any) -> dict[str, Any]:
+    return {
+        "id": queue_id, "account_id": account, "name": queue_id, "strategy": "longest_idle",
+        "agent_ring_timeout_sec": 2, "max_wait_sec": 20, "wrap_up_sec": 0, "max_no_answer": 3,
+        "announce_position": 0, "announce_first_sec": 1, "announce_interval_sec": 1,
+        "moh_mode": "stream", **row,
+    }  # fmt: skip
+
+
+def setup(
+    account: str,
+    users: tuple[str, ...],
+    queue_id: str = "q_1",
+    options: tuple[QueueOption, ...] = (),
+    **row: Any,
+) -> dict[tuple[str, str], QueueSetup]:
+    return {
+        (account, queue_id): QueueSetup(
+            row=queue_row(account, queue_id, **row),
+            options={o.digit: o for o in options},
+            members={u: Membership(queue_id, 1) for u in users},
+            positions={u: i for i, u in enumerate(users)},
+        )
+    }
+
+
+def seat(
+    acd: AcdStore, account: str, user: str, queue_id: str = "q_1", *, ready: bool = True
+) -> None:
+    """A registered agent logged into the queue: ready, or not-ready (on break)."""
+    profile = Profile(auto_ready_on_login=ready, memberships=(Membership(queue_id, 1),))
+    acd.presence.apply(account, user, Register(f"dev_{user}"))
+    acd.presence.apply(account, user, Login((Seat(queue_id, 1),)), profile)
+
+
+def make_available(acd: AcdStore, account: str, user: str, queue_id: str = "q_1") -> None:
+    profile = Profile(memberships=(Membership(queue_id, 1),))
+    acd.presence.apply(account, user, Available(), profile)
+
+
+def agent(acd: AcdStore, account: str, user: str) -> tuple[str, str, str | None, int]:
+    a = acd.presence.get(account, user)
+    return a.status, a.state, a.pause_reason, a.misses
+
+
+@dataclass
+class Ctl:
+    controller: Controller
+    server: OutboundServer
+    acd: AcdStore
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.host, self.server.port
+
+
+@asynccontextmanager
+async def controller(
+    redis_url: str,
+    queues: Mapping[tuple[str, str], QueueSetup],
+    flows: FlowSource,
+    node_id: str = "ctl-a",
+) -> AsyncIterator[Ctl]:
+    store = SessionStore.from_url(redis_url)
+    http = HttpRunner(HttpPolicy(allow_private=True))
+    acd = AcdStore.from_url(redis_url, lease_grace_sec=0.5)
+    feature = QueueFeature(acd, StaticQueueSource(queues), http=http, timers=TIMERS)
+    ctl = Controller(
+        store, flows, http, ControllerConfig(node_id=node_id, linger_sec=1),
+        features={CommandKind.ENQUEUE: feature},
+    )  # fmt: skip
+    server = OutboundServer(ctl.handle, "127.0.0.1", 0)
+    await server.start()
+    try:
+        yield Ctl(ctl, server, acd)
+    finally:
+        await server.stop()
+        http.close()
+        await store.close()
+
+
+def phones(
+    answer: Callable[[list[str]], str | None],
+    *,
+    ring: float = 0.2,
+    talk: float = 0.3,
+    moh: Callable[[int], Reaction | None] | None = None,
+) -> Caller:
+    """Agents' phones: ``answer(users rung)`` says who picks up (None: nobody, the ring
+    lasts ``ring`` s); ``moh(n)`` scripts the caller during the n-th hold playback."""
+
+    def react(app: str, arg: str, n: int) -> Reaction | None:
+        if app == "bridge":
+            users = [leg.user for leg in bridge_legs(arg)]
+            return Reaction(answered_by=answer(users), delay=ring, talk=talk)
+        if app == "playback" and arg == MOH and moh is not None:
+            return moh(n)
+        return None
+
+    return Caller(react=react)
+
+
+def first(users: list[str]) -> str | None:
+    return users[0]
+
+
+def apps_of(call: CallRecord) -> list[str]:
+    return [app for app, _ in call.apps]
+
+
+def bridges(call: CallRecord) -> list[list[str]]:
+    return [[leg.user for leg in bridge_legs(arg)] for app, arg in call.apps if app == "bridge"]
+
+
+def kinds(events: list[dict[str, Any]]) -> list[str]:
+    return [
+        e["type"] for e in events if e["type"].startswith("queue_") and e["type"] != "queue_step"
+    ]
+
+
+def details(events: list[dict[str, Any]]) -> list[str]:
+    return [e["data"]["detail"] for e in events if e["type"] == "queue_step"]
+
+
+def test_instant_connect_bridges_a_ready_agent_without_hold(
+    redis_url: str, redis_sync: redis.Redis
+) -> None:
+    account = new_account()
+    queues = setup(account, ("u_1",), wrap_up_sec=1)
+
+    async def main() -> tuple[CallRecord, Ctl]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1")
+            call = await FreeSwitchPeer().call(
+                [ctl.address], sipio_headers(account, "queue:q_1"), phones(first)
+            )
+            return call, ctl
+
+    call, ctl = asyncio.run(main())
+    assert apps_of(call) == ["answer", "multiset", "bridge"]  # no hold music at all
+    hold_vars = dict(call.apps)["multiset"].split(" ")
+    assert "bypass_media_after_bridge=true" in hold_vars
+    assert f"transfer_ringback={MOH}" in hold_vars
+    dial = dict(call.apps)["bridge"]
+    assert dial.startswith("{call_timeout=2,")
+    assert f"[sip_h_X-Sipio-Account={account},sip_h_X-Sipio-Dial=user:u_1," in dial
+    assert f"origination_uuid={leg_uuid(call.uuid, 'u_1')}" in dial
+    assert dial.endswith("]sofia/internal/u_1@127.0.0.1:5060")
+    assert call.bridged == ["u_1"] and call.hung_up_by == "controller"
+    events = trace(redis_sync, call.call_id)
+    assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]
+    assert details(events) == ["joined", "ring", "answered", "finished"]
+    flow_end = [e for e in events if e["type"] == "flow_step"][-1]  # a transfer: no edges
+    assert (flow_end["node_id"], flow_end["data"]["detail"]) == ("queue", "transfer")
+    assert agent(ctl.acd, account, "u_1")[:2] == ("available", "wrap_up")
+    time.sleep(1.1)  # wrap_up_sec = 1
+    assert ctl.acd.presence.get(account, "u_1").call_id is None
+    assert ctl.acd.live(account, "q_1")["readyAgents"] == 1
+
+
+def test_caller_holds_until_an_agent_becomes_ready(redis_url: str, redis_sync: redis.Redis) -> None:
+    """The agent is logged in but not ready: the caller hears MOH and a position
+    announcement; when the agent goes available, the MOH is broken and the agent rung."""
+    account = new_account()
+    queues = setup(account, ("u_1",), announce_position=1, announce_first_sec=1)
+
+    async def main() -> tuple[CallRecord, float]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1", ready=False)
+            peer = FreeSwitchPeer()
+            placed = asyncio.ensure_future(
+                peer.call([ctl.address], sipio_headers(account, "queue:q_1"), phones(first))
+            )
+            await asyncio.sleep(1.5)
+            ready_at = time.monotonic()
+            await asyncio.to_thread(make_available, ctl.acd, account, "u_1")
+            call = await placed
+            return call, ready_at
+
+    call, _ = asyncio.run(main())
+    played = [arg for app, arg in call.apps if app == "playback"]
+    assert played[0] == MOH
+    announcement = next(a for a in played if a.startswith("file_string://"))
+    assert "/system/en-US/queue_position.wav!" in announcement
+    assert announcement.split("!")[1].endswith("/system/en-US/number_1.wav")
+    assert any(c.startswith(f"api uuid_break {call.uuid}") for c in call.commands)
+    assert apps_of(call)[-1] == "bridge" and call.bridged == ["u_1"]
+    events = trace(redis_sync, call.call_id)
+    assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]
+    assert "announce" in details(events)
+
+
+def test_no_answer_rings_the_next_agent_and_auto_pauses(
+    redis_url: str, redis_sync: redis.Redis
+) -> None:
+    """longest_idle: u_1 (free first) rings and does not answer; with max_no_answer 1 it is
+    paused (no_answer) and u_2 gets the caller."""
+    account = new_account()
+    queues = setup(account, ("u_1", "u_2"), max_no_answer=1)
+
+    async def main() -> tuple[CallRecord, Ctl]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1")
+            await asyncio.sleep(0.02)
+            seat(ctl.acd, account, "u_2")
+            script = phones(lambda users: "u_2" if "u_2" in users else None)
+            call = await FreeSwitchPeer().call(
+                [ctl.address], sipio_headers(account, "queue:q_1"), script
+            )
+            return call, ctl
+
+    call, ctl = asyncio.run(main())
+    assert bridges(call) == [["u_1"], ["u_2"]] and call.bridged == ["u_2"]
+    assert agent(ctl.acd, account, "u_1") == ("on_break", "waiting", "no_answer", 1)
+    assert agent(ctl.acd, account, "u_2")[:2] == ("available", "waiting")  # no wrap-up
+    events = trace(redis_sync, call.call_id)
+    assert kinds(events) == [
+        "queue_join",
+        "queue_offer",
+        "queue_miss",
+        "queue_offer",
+        "queue_answer",
+    ]
+    miss = next(
+        e for e in events if e["type"] == "queue_step" and e["data"]["detail"] == "no_answer"
+    )
+    assert miss["data"]["agents"] == ["u_1"] and miss["data"]["cause"] == "NO_ANSWER"
+
+
+def test_ring_all_rings_every_ready_agent(redis_url: str) -> None:
+    account = new_account()
+    queues = setup(account, ("u_1", "u_2"), strategy="ring_all")
+
+    async def main() -> tuple[CallRecord, Ctl]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1")
+            seat(ctl.acd, account, "u_2")
+            script = phones(lambda users: "u_2")
+            call = await FreeSwitchPeer().call(
+                [ctl.address], sipio_headers(account, "queue:q_1"), script
+            )
+            return call, ctl
+
+    call, ctl = asyncio.run(main())
+    assert bridges(call) == [["u_1", "u_2"]] and call.bridged == ["u_2"]
+    assert agent(ctl.acd, account, "u_1") == ("available", "waiting", None, 0)  # released, no miss
+
+
+def test_wrap_up_blocks_the_agent_then_it_takes_the_next_caller(redis_url: str) -> None:
+    account = new_account()
+    queues = setup(account, ("u_1",), wrap_up_sec=1)
+
+    async def main() -> tuple[CallRecord, CallRecord, float, float]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1")
+            peer = FreeSwitchPeer()
+            headers = sipio_headers(account, "queue:q_1")
+            first_call = await peer.call([ctl.address], headers, phones(first))
+            ended = time.monotonic()
+            second = await peer.call([ctl.address], headers, phones(first))
+            return first_call, second, ended, time.monotonic()
+
+    one, two, _, _ = asyncio.run(main())
+    assert one.bridged == ["u_1"] and two.bridged == ["u_1"]
+    assert apps_of(one) == ["answer", "multiset", "bridge"]
+    assert apps_of(two)[:4] == ["answer", "multiset", "playback", "bridge"]  # held during wrap-up
+
+
+def test_timeout_continues_at_the_queue_timeout_target(
+    redis_url: str, redis_sync: redis.Redis
+) -> None:
+    """A direct queue target (no flow exits): max_wait_sec runs out, the queue's own
+    timeout_dest (voicemail) takes the call; agents stay as they were."""
+    account = new_account()
+    queues = setup(
+        account, ("u_1",), max_wait_sec=1, timeout_dest_kind="voicemail", timeout_dest_id="vm_1"
+    )
+
+    async def main() -> tuple[CallRecord, Ctl, float]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1", ready=False)
+            began = time.monotonic()
+            call = await FreeSwitchPeer().call(
+                [ctl.address], sipio_headers(account, "queue:q_1"), phones(first)
+            )
+            return call, ctl, time.monotonic() - began
+
+    call, ctl, took = asyncio.run(main())
+    assert 1.0 <= took < 5.0
+    assert "bridge" not in apps_of(call)
+    events = trace(redis_sync, call.call_id)
+    assert kinds(events) == ["queue_join", "queue_timeout"]
+    steps = [(e["node_id"], e["outcome"], e["data"]["step"], e["data"].get("detail"))
+             for e in events if e["type"] == "flow_step"]  # fmt: skip
+    assert steps[:2] == [("entry", "default", "node", "trigger inbound"),
+                         ("queue", None, "end", "transfer")]  # fmt: skip
+    assert steps[2] == ("queue", None, "end", "enqueue_timeout:voicemail:vm_1")
+    assert steps[3][:3] == ("entry", "default", "node")
+    assert steps[-1][0] == "voicemail" and steps[-1][2] == "end"
+    seqs = [e["data"]["seq"] for e in events if e["type"] == "flow_step"]
+    assert seqs == sorted(set(seqs))  # numbered on, never reused
+    assert agent(ctl.acd, account, "u_1") == ("on_break", "waiting", "not_ready", 0)
+    assert ctl.acd.live(account, "q_1")["waiting"] == 0
+
+
+def test_abandon_while_agents_ring_releases_them_without_a_miss(
+    redis_url: str, redis_sync: redis.Redis
+) -> None:
+    account = new_account()
+    queues = setup(account, ("u_1",), max_no_answer=1)
+
+    def hang_up_while_ringing(app: str, arg: str, n: int) -> Reaction | None:
+        return Reaction(delay=0.3, hangup=True) if app == "bridge" else None
+
+    async def main() -> tuple[CallRecord, Ctl]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1")
+            call = await FreeSwitchPeer().call(
+                [ctl.address],
+                sipio_headers(account, "queue:q_1"),
+                Caller(react=hang_up_while_ringing),
+            )
+            await asyncio.sleep(0.3)
+            return call, ctl
+
+    call, ctl = asyncio.run(main())
+    assert call.hung_up_by == "caller"
+    assert agent(ctl.acd, account, "u_1") == ("available", "waiting", None, 0)
+    events = trace(redis_sync, call.call_id)
+    assert kinds(events) == ["queue_join", "queue_offer", "queue_abandon"]
+    assert details(events)[-1] == "exit"
+    assert ctl.acd.live(account, "q_1")["waiting"] == 0
+
+
+def test_queue_full_is_an_exit_the_flow_handles(redis_url: str, redis_sync: redis.Redis) -> None:
+    account = new_account()
+    flow = {
+        "id": "flow_q", "name": "q", "version": 1, "start": "entry",
+        "nodes": [
+            {"id": "entry", "type": "entry", "data": {"kind": "entry", "trigger": "inbound"}},
+            {"id": "enq", "type": "enqueue", "data": {"kind": "enqueue", "queueId": "q_1"}},
+            {"id": "full", "type": "say", "data": {"kind": "say", "text": "We are busy"}},
+        ],
+        "edges": [
+            {"id": "e1", "source": "entry", "target": "enq"},
+            {"id": "e2", "source": "enq", "target": "full", "sourceHandle": "queue_full"},
+        ],
+    }  # fmt: skip
+    queues = setup(account, ("u_1",), max_queued=1, queue_full_dest_kind="hangup")
+
+    async def main() -> tuple[CallRecord, CallRecord]:
+        async with controller(redis_url, queues, static(account, flow)) as ctl:
+            seat(ctl.acd, account, "u_1", ready=False)
+            peer = FreeSwitchPeer()
+            headers = sipio_headers(account, "flow:flow_q")
+            holding = asyncio.ensure_future(
+                peer.call(
+                    [ctl.address],
+                    headers,
+                    phones(first, moh=lambda n: Reaction(delay=1.5, hangup=True)),
+                )
+            )
+            await asyncio.sleep(0.5)
+            full = await peer.call([ctl.address], headers, phones(first))
+            return await holding, full
+
+    held, full = asyncio.run(main())
+    assert apps_of(full) == ["answer", "speak"] and "busy" in dict(full.apps)["speak"]
+    assert kinds(trace(redis_sync, full.call_id)) == ["queue_leave"]
+    assert kinds(trace(redis_sync, held.call_id)) == ["queue_join", "queue_abandon"]
+
+
+def test_in_queue_callback_key_keeps_the_place_and_hangs_up(
+    redis_url: str, redis_sync: redis.Redis
+) -> None:
+    account = new_account()
+    callback = QueueOption(digit="2", action="callback", prompt_media_id="media_cb_ok")
+    queues = setup(account, ("u_1",), options=(callback,))
+
+    async def main() -> CallRecord:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1", ready=False)
+            script = phones(
+                first, moh=lambda n: Reaction(digits="2", delay=0.4) if n == 0 else None
+            )
+            return await FreeSwitchPeer().call(
+                [ctl.address], sipio_headers(account, "queue:q_1"), script
+            )
+
+    call = asyncio.run(main())
+    assert (
+        "playback",
+        f"/var/lib/sipio/media/{account}/media_cb_ok.wav",
+    ) in call.apps  # the confirmation
+    assert call.hung_up_by == "controller"
+    events = trace(redis_sync, call.call_id)
+    assert kinds(events) == ["queue_join", "queue_callback", "queue_leave"]
+    recorded = next(e for e in events if e["type"] == "queue_callback")
+    joined = next(e for e in events if e["type"] == "queue_join")
+    assert abs(recorded["enqueued_ms"] - joined["ts"]) < 50 and recorded["position"] == 1
+    leave = next(e for e in events if e["type"] == "queue_leave")
+    assert leave["reason"] == "callback"
+    assert ("key", "2") in [
+        (e["data"]["detail"], e["data"].get("digit")) for e in events if e["type"] == "queue_step"
+    ]
+
+
+def test_controller_killed_mid_hold_another_resumes_the_queue(
+    redis_url: str, redis_sync: redis.Redis
+) -> None:
+    """Controller A dies while the caller holds; FreeSWITCH ends the MOH slice and resumes
+    into controller B, which re-joins (original enqueue time) and connects the agent."""
+    account = new_account()
+    queues = setup(account, ("u_1",))
+
+    async def main() -> tuple[CallRecord, Ctl]:
+        async with (
+            controller(redis_url, queues, static(account), "ctl-b") as b,
+        ):
+            a_ctx = controller(redis_url, queues, static(account), "ctl-a")
+            a = await a_ctx.__aenter__()
+            seat(a.acd, account, "u_1", ready=False)
+            placed = asyncio.ensure_future(
+                FreeSwitchPeer().call(
+                    [a.address, b.address], sipio_headers(account, "queue:q_1"), phones(first)
+                )
+            )
+            await asyncio.sleep(0.6)
+            await a_ctx.__aexit__(None, None, None)  # killed: its sockets close at once
+            await asyncio.sleep(0.2)
+            await asyncio.to_thread(make_available, b.acd, account, "u_1")
+            return await placed, b
+
+    call, b = asyncio.run(main())
+    assert call.connections == 2 and call.bridged == ["u_1"]
+    events = trace(redis_sync, call.call_id)
+    assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]  # joined once
+    assert details(events)[:2] == ["joined", "rejoined"]
+    rejoined = [e for e in events if e["type"] == "queue_step"][1]
+    assert rejoined["data"]["controller"] == "ctl-b"
+    answer = next(e for e in events if e["type"] == "queue_answer")
+    assert answer["waited_ms"] >= 800  # counted from the first join
+    assert agent(b.acd, account, "u_1")[:2] == ("available", "waiting")
+    assert b.acd.live(account, "q_1")["waiting"] == 0
+
+
+def test_controller_killed_while_bridged_ends_the_call_cleanly(
+    redis_url: str, redis_sync: redis.Redis
+) -> None:
+    """A dies while the caller talks to the agent; the bridge lasts (FreeSWITCH resumes the
+    dialplan only after it), B sees the bridge went to the agent's leg: wrap-up, call over,
+    nobody rung twice."""
+    account = new_account()
+    queues = setup(account, ("u_1",), wrap_up_sec=1)
+
+    async def main() -> tuple[CallRecord, Ctl]:
+        async with controller(redis_url, queues, static(account), "ctl-b") as b:
+            a_ctx = controller(redis_url, queues, static(account), "ctl-a")
+            a = await a_ctx.__aenter__()
+            seat(a.acd, account, "u_1")
+            placed = asyncio.ensure_future(
+                FreeSwitchPeer().call([a.address, b.address], sipio_headers(account, "queue:q_1"),
+                                      phones(first, ring=0.1, talk=1.0))
+            )  # fmt: skip
+            await asyncio.sleep(0.5)
+            await a_ctx.__aexit__(None, None, None)
+            return await placed, b
+
+    call, b = asyncio.run(main())
+    assert call.connections == 2 and bridges(call) == [["u_1"]]
+    assert call.hung_up_by == "controller"
+    events = trace(redis_sync, call.call_id)
+    assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]
+    assert details(events)[-1] == "taken_over_after_bridge"
+    assert agent(b.acd, account, "u_1")[:2] == ("available", "wrap_up")
+    end = [e for e in events if e["type"] == "flow_step"][-1]
+    assert end["outcome"] == "answered"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
