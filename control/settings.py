@@ -133,6 +133,19 @@ class Settings(BaseModel):
     # Where `sipio esl-controller` listens for FreeSWITCH's `socket` dialplan application.
     esl_host: str = "127.0.0.1"
     esl_port: int = Field(8084, ge=1, le=65535)
+    # -- media store and media-engine control (docs/voicemail.md) --------------------------------
+    # Private media store (prompts, greetings, voicemail at <account>/vm/…) and recordings
+    # (<account>/…); None: <state_dir>/media, <state_dir>/recordings. FreeSWITCH, the controller
+    # and the API must see the same files, as the same user (directories are 0700).
+    media_root: Path | None = None
+    recordings_root: Path | None = None
+    # FreeSWITCH's inbound event socket (conference control, recording on demand). Its password
+    # is in the secret store under this reference, never here.
+    freeswitch_esl_host: str = "127.0.0.1"
+    freeswitch_esl_port: int = Field(8021, ge=1, le=65535)
+    freeswitch_esl_password_ref: str = "kv:esl:freeswitch:password"
+    # POSTed for every new voicemail message (the flows' HTTP egress rules apply).
+    voicemail_notify_url: str | None = None
 
     @field_validator("state_dir")
     @classmethod
@@ -184,6 +197,14 @@ class Settings(BaseModel):
     @property
     def secrets_dir(self) -> Path:
         return self.secrets.local_dir or self.state_dir / "secrets"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.media_root or self.state_dir / "media"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.recordings_root or self.state_dir / "recordings"
 
     @property
     def redis_url(self) -> str:

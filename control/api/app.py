@@ -12,7 +12,17 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from control.api import accounts, calls, crud, flows, hooks, openapi, problems
+from control.api import (
+    accounts,
+    calls,
+    conferences,
+    crud,
+    flows,
+    hooks,
+    openapi,
+    problems,
+    voicemail,
+)
 from control.api import live as live_state
 from control.api.auth import authenticate, signing_key
 from control.db import make_engine
@@ -141,4 +151,6 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(flows.bp)
     app.register_blueprint(calls.bp)
     app.register_blueprint(live_state.bp)
+    app.register_blueprint(voicemail.bp)
+    app.register_blueprint(conferences.bp)
     return app

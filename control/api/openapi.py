@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from control.api import accounts, calls, live, registry, schemas
+from control.api import accounts, calls, conferences, live, registry, schemas, voicemail
 
 ERROR = {"$ref": "#/components/responses/Problem"}
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}]
@@ -100,6 +100,8 @@ def build() -> dict[str, Any]:
     _tenancy_paths(paths, c)
     _flow_paths(paths, c)
     paths.update(calls.openapi_paths())
+    paths.update(voicemail.openapi_paths())
+    paths.update(conferences.openapi_paths())
     _live_paths(paths, c)
     paths["/healthz"] = {
         "get": {
