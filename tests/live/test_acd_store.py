@@ -287,24 +287,33 @@ def test_acd_runs_on_a_cluster(cluster: RedisCluster) -> None:
 # -- many controllers at once -----------------------------------------------------------------
 AGENTS = [f"us_{i:02d}" for i in range(20)]
 QUEUES = {
-    "q_1": queue("longest_idle", "q_1", wrap_up_sec=0, max_no_answer=2, agent_ring_timeout_sec=5),
-    "q_2": queue("ring_all", "q_2", wrap_up_sec=0, max_no_answer=2, agent_ring_timeout_sec=5),
+    "q_1": queue("longest_idle", "q_1", wrap_up_sec=0, max_no_answer=2, agent_ring_timeout_sec=1),
+    "q_2": queue("ring_all", "q_2", wrap_up_sec=0, max_no_answer=2, agent_ring_timeout_sec=1),
 }
 
 
 def _controller(url: str, calls: Sequence[str], seed: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     """Drive callers as ESL controllers would: join, offer until rung, then answer (and hang
-    up a little later), miss, or give up."""
+    up a little later), miss, or give up. Some rings are forgotten, as by a controller that
+    died: the lease runs out, a sweep releases the agent, and the call is joined again later
+    by the controller taking it over."""
     store = AcdStore.from_url(url, lease_grace_sec=0)
     rand = random.Random(seed)
     cfg = {c: QUEUES["q_1" if int(c[1:]) % 2 == 0 else "q_2"] for c in calls}
     for call in calls:
         assert store.join(cfg[call], call).exit is None
     active, talking = list(calls), []
-    answered = left = offers = 0
+    answered = left = offers = late = 0
     rung: list[tuple[str, tuple[str, ...]]] = []
+    orphans: dict[str, float] = {}  # call -> when a new controller takes it over
+    forgotten = 0
     deadline = time.monotonic() + 90
-    while (active or talking) and time.monotonic() < deadline:
+    while (active or talking or orphans) and time.monotonic() < deadline:
+        for call, at in list(orphans.items()):
+            if time.monotonic() >= at:
+                assert store.join(cfg[call], call).rejoined
+                active.append(call)
+                del orphans[call]
         for call, agent, until in list(talking):
             if time.monotonic() >= until:
                 store.finished(cfg[call], call, agent)
@@ -316,9 +325,17 @@ def _controller(url: str, calls: Sequence[str], seed: int, out: multiprocessing.
             offers += 1
             rung.append((call, offer.user_ids))
             roll = rand.random()
-            if roll < 0.75:
+            if roll < 0.04:
+                orphans[call] = time.monotonic() + 1.1
+                active.remove(call)
+                forgotten += 1
+            elif roll < 0.75:
                 agent = rand.choice(offer.user_ids)
-                store.answered(cfg[call], call, agent)
+                try:
+                    store.answered(cfg[call], call, agent)
+                except NotOffered:  # this process stalled past the lease: it was swept
+                    late += 1
+                    continue
                 talking.append((call, agent, time.monotonic() + rand.uniform(0, 0.02)))
                 active.remove(call)
                 answered += 1
@@ -330,8 +347,8 @@ def _controller(url: str, calls: Sequence[str], seed: int, out: multiprocessing.
                 left += 1
         time.sleep(0.001)
     out.put(
-        {"answered": answered, "left": left, "offers": offers, "stuck": active, "rung": rung,
-         "retries": store.retries}
+        {"answered": answered, "left": left, "offers": offers, "stuck": active + list(orphans),
+         "rung": rung, "retries": store.retries, "forgotten": forgotten, "late": late}
     )  # fmt: skip
 
 
@@ -427,6 +444,9 @@ def test_two_hundred_callers_twenty_agents_many_controllers(
     rung = [(c, tuple(u)) for r in results for c, u in r["rung"]]
     offered = [(e["call_id"], tuple(e["agent_ids"])) for e in events if e["type"] == "queue_offer"]
     assert sorted(offered) == sorted(rung)
+    forgotten = sum(r["forgotten"] for r in results)
+    swept = [e for e in events if e["type"] == "queue_miss" and e.get("reason") == "lease_expired"]
+    assert forgotten > 0 and len(swept) == forgotten + sum(r["late"] for r in results)
     assert all(len(u) == 1 for c, u in offered if int(c[1:]) % 2 == 0)  # longest_idle
     # The presence log replays to the same agents: offer, then exactly one way out.
     holding: dict[str, str | None] = {}
@@ -440,7 +460,8 @@ def test_two_hundred_callers_twenty_agents_many_controllers(
             holding[uid] = None
     assert set(holding.values()) <= {None}
     print(f"200 callers / 20 agents / 4 controllers: {elapsed:.1f} s, {len(offered)} offers, "
-          f"{answered} answered, {left} abandoned, {samples} consistency samples, "
+          f"{answered} answered, {left} abandoned, {forgotten} rings forgotten and swept, "
+          f"{samples} consistency samples, "
           f"{sum(r['retries'] for r in results)} retries after conflicts")  # fmt: skip
 
 
