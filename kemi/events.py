@@ -9,6 +9,8 @@ from typing import Any
 
 import redis
 
+from control.secrets import REDACTOR
+
 STREAM = "sipio:events"
 
 
@@ -28,7 +30,8 @@ class EventSink:
     def add(self, kind: str, call_id: str, **data: Any) -> str:
         """Queue an event for the next flush; returns its JSON text (for the log line)."""
         event = {"type": kind, "call_id": call_id, "ts": int(time.time() * 1000), **data}
-        text = json.dumps(event, default=str, separators=(",", ":"))
+        # Masked like a log line: a secret this worker resolved never reaches the stream.
+        text = REDACTOR.text(json.dumps(event, default=str, separators=(",", ":")))
         self.pending.append(text)
         return text
 

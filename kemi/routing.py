@@ -17,6 +17,7 @@ from typing import Any
 
 import KSR  # provided by app_python3 inside Kamailio
 
+from control import logs
 from control.core.admission import CallFacts, facts_from_route
 from control.core.routing import resolve as core
 from control.core.routing.directives import (
@@ -62,6 +63,7 @@ class Router:
 
     @classmethod
     def from_env(cls) -> Router:
+        logs.configure()  # Python's own log lines in kamailio.log are masked like everywhere
         return cls(Settings.from_env())
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from control.secrets import (
     SecretNotFound,
     SecretStoreError,
     SecretStoreUnavailable,
-    install_structlog,
     open_store,
 )
 from control.settings import Settings
@@ -56,7 +55,6 @@ def create_app(settings: Settings) -> Flask:
     # Write-only secrets go to the store at flush; rows keep references (docs/secrets.md).
     secret_store = open_store(settings)
     app.config["ROW_SECRETS"] = hooks.install_secrets(sessions, secret_store)
-    install_structlog()  # log lines mask the values this process has handled
 
     @app.before_request
     def open_session() -> None:

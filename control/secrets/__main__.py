@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from control import logs
 from control.secrets.errors import SecretStoreError
 from control.secrets.factory import open_store
 from control.secrets.local import LocalBackend
@@ -35,6 +36,7 @@ state_dir_option = click.option(
 @click.group()
 def main() -> None:
     """Secret store maintenance."""
+    logs.configure(json_lines=False)
 
 
 @main.command()
