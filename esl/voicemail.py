@@ -113,8 +113,18 @@ class VoicemailStore:
         with self.engine.connect() as c:
             return int(c.scalar(query) or 0)
 
-    def add(self, message: NewMessage) -> None:
+    def add(self, message: NewMessage) -> bool:
+        """Insert the row unless this recording already has one (a controller that took the
+        call over re-runs the command): False then."""
+        t = m.VoicemailMessage
         with self.engine.begin() as c:
+            known = c.scalar(
+                select(t.id).where(
+                    t.account_id == message.box.account_id, t.media_key == message.media_key
+                )
+            )
+            if known is not None:
+                return False
             c.execute(
                 insert(m.VoicemailMessage).values(
                     id=message.id, account_id=message.box.account_id, box_id=message.box.id,
@@ -124,6 +134,7 @@ class VoicemailStore:
                     size_bytes=message.size_bytes, folder="new",
                 )
             )  # fmt: skip
+        return True
 
     def messages(self, box: Box) -> list[Message]:
         """New messages first, then saved ones, each oldest first."""
@@ -275,25 +286,28 @@ class VoicemailFeature:
         limit = int(command.args.get("maxDurationSec") or self.config.max_message_sec)
         limit = max(1, min(limit, self.config.max_message_sec))
         welcome = apps.prompt_files(greeting, ctx.account_id, language, media)
-        done = await call.run_apps(
-            [
-                apps.AppCall("playback", welcome),
-                apps.AppCall("set", "playback_terminators=#"),
-                apps.AppCall("playback", media.beep),
-                apps.AppCall("record", f"{path} {limit} 200 5"),
-            ],
-            limit + 30.0,
-        )
+        earlier = await asyncio.to_thread(audio_facts, path)
+        if earlier is None or earlier[0] < MIN_SECONDS:  # else recorded before a takeover
+            await call.run_apps(
+                [
+                    apps.AppCall("playback", welcome),
+                    apps.AppCall("set", "playback_terminators=#"),
+                    apps.AppCall("playback", media.beep),
+                    apps.AppCall("record", f"{path} {limit} 200 5"),
+                ],
+                limit + 30.0,
+            )
         # A hang-up (the usual end of a message) may leave no completion: the file decides.
         facts = await asyncio.to_thread(_finish_file, path)
         if facts is None or facts[0] < MIN_SECONDS:
-            call.log.info("esl.voicemail.nothing_recorded", box=box.id, completed=done is not None)
+            call.log.info("esl.voicemail.nothing_recorded", box=box.id)
             return "done", {"result": "nothing_recorded"}
         seconds, size = facts
         message = NewMessage(
             box, ctx.call_id, ctx.caller_number, ctx.caller_name, round(seconds), key, size
         )
-        await asyncio.to_thread(self.store.add, message)
+        if not await asyncio.to_thread(self.store.add, message):
+            return "done", {"result": "message_known"}
         await self._announce(call, message)
         call.log.info("esl.voicemail.message", box=box.id, message=message.id, seconds=seconds)
         return "done", {"result": "message", "messageId": message.id}

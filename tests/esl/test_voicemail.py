@@ -337,3 +337,27 @@ def test_flow_trace_of_a_deposit_names_the_voicemail_node(world: World) -> None:
     assert steps[-1]["node_id"] == "voicemail"
     assert events[-1]["type"] == "voicemail_message"  # after the flow's own end
     assert len(world.messages()) == 1
+
+
+def test_a_message_recorded_before_a_takeover_is_kept_once(world: World) -> None:
+    """The next controller re-runs the command: a finished file of this channel is the
+    message (no second greeting or recording), and a row already written is not doubled."""
+    uuid = "5d0f2c9e-1111-4c3b-9a7e-2b1c0d9e8f7a"
+    path = world.media / world.account / "vm" / f"{uuid}.wav"
+    path.parent.mkdir(parents=True)
+    write_wav(str(path), 4.0)
+
+    async def main() -> CallRecord:
+        async with controller(world) as address:
+            headers = sipio_headers(world.account, f"voicemail:{BOX}")
+            return await FreeSwitchPeer().call([address], headers, recorder(9.0), uuid=uuid)
+
+    first = asyncio.run(main())
+    assert [a for a, _ in first.apps] == ["answer"]
+    [row] = world.messages()
+    assert row.duration_sec == 4 and row.media_key == f"{world.account}/vm/{uuid}.wav"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    asyncio.run(main())
+    assert [r.id for r in world.messages()] == [row.id]
+    events = [e for e in stream_events(world.redis_url) if e["type"] == "voicemail_message"]
+    assert len(events) == 1
