@@ -46,6 +46,58 @@ def _rtp_range(value: str | None) -> tuple[int, int] | None:
     return low, high
 
 
+def _vault_options(func: Any) -> Any:
+    """Where OpenBao/Vault is and how components log in; a token or secret id is never an
+    option: it comes from a file or from SIPIO_VAULT_TOKEN / SIPIO_VAULT_SECRET_ID."""
+    file = click.Path(dir_okay=False, path_type=Path)
+    options = [
+        click.option("--secrets-backend", type=click.Choice(["local", "vault"]),
+                     envvar="SIPIO_SECRETS_BACKEND",
+                     help="Secret store [local; vault when a --vault-* option is given]."),
+        click.option("--vault-url", envvar="SIPIO_VAULT_URL", help="OpenBao/Vault address."),
+        click.option("--vault-mount", envvar="SIPIO_VAULT_MOUNT", help="KV v2 mount [secret]."),
+        click.option("--vault-namespace", envvar="SIPIO_VAULT_NAMESPACE", help="Namespace."),
+        click.option("--vault-auth", type=click.Choice(["token", "approle"]),
+                     envvar="SIPIO_VAULT_AUTH", help="Login method [token]."),
+        click.option("--vault-token-file", type=file, envvar="SIPIO_VAULT_TOKEN_FILE",
+                     help="File holding the token [else $SIPIO_VAULT_TOKEN]."),
+        click.option("--vault-role-id", envvar="SIPIO_VAULT_ROLE_ID", help="AppRole role id."),
+        click.option("--vault-role-id-file", type=file, help="File holding the role id."),
+        click.option("--vault-secret-id-file", type=file, envvar="SIPIO_VAULT_SECRET_ID_FILE",
+                     help="File holding the AppRole secret id [else $SIPIO_VAULT_SECRET_ID]."),
+        click.option("--vault-ca-cert", type=file, help="CA bundle (PEM) for https."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _secrets_section(options: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``secrets`` settings the --secrets-*/--vault-* options ask for (None: defaults).
+    Files become absolute: components run with the state directory as working directory."""
+    vault = {
+        name.removeprefix("vault_"): value.resolve() if isinstance(value, Path) else value
+        for name, value in options.items()
+        if name.startswith("vault_") and value is not None
+    }
+    backend = options.get("secrets_backend") or ("vault" if vault else None)
+    return None if backend is None else {"backend": backend, "vault": vault}
+
+
+def _check_secret_store(settings: Settings) -> None:
+    """With Vault, log in before starting anything: a wrong address or a missing credential is
+    one clear line now rather than failed calls later."""
+    if settings.secrets.backend != "vault":
+        return
+    from control.secrets import SecretStoreError, open_store
+
+    try:
+        open_store(settings).ping()
+    except SecretStoreError as exc:
+        click.echo(f"sipio up failed: secret store: {exc}", err=True)
+        sys.exit(1)
+
+
 @main.command()
 @state_dir_option
 @click.option("--sip-port", type=int, help="Kamailio UDP+TCP port [default 5060].")
@@ -60,6 +112,7 @@ def _rtp_range(value: str | None) -> tuple[int, int] | None:
 @click.option("--redis-persistence", is_flag=True, help="Keep Redis data across restarts (AOF).")
 @click.option("--kamailio-children", type=int, help="Kamailio UDP/TCP worker processes.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per start.")
+@_vault_options
 def up(
     state_dir: Path,
     sip_port: int | None,
@@ -72,6 +125,7 @@ def up(
     redis_persistence: bool,
     kamailio_children: int | None,
     timeout: float,
+    **secret_options: Any,
 ) -> None:
     """Start Redis, rtpengine, Kamailio (KEMI) and the control API; return once all are healthy."""
     chosen: dict[str, object] = {"state_dir": state_dir, "redis_persistence": redis_persistence}
@@ -91,10 +145,14 @@ def up(
         chosen["db_url"] = db_url
     if kamailio_children:
         chosen["kamailio_children"] = kamailio_children
+    secrets_section = _secrets_section(secret_options)
+    if secrets_section is not None:
+        chosen["secrets"] = secrets_section
     try:
         settings = Settings.model_validate(chosen)
     except ValidationError as exc:
         raise click.UsageError(_validation_message(exc)) from None
+    _check_secret_store(settings)
     try:
         statuses = supervisor.up(settings, timeout=timeout)
     except supervisor.StackError as exc:

@@ -219,13 +219,12 @@ class Settings(BaseModel):
         return self.state_dir / SETTINGS_FILE
 
     def save(self) -> Path:
+        from control.secrets.files import write_private  # the package imports this module
+
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.settings_path
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=2) + "\n")
-        os.chmod(tmp, 0o600)  # the DB URL may carry a password
-        tmp.replace(path)
-        return path
+        # 0600 from its creation on: the DB URL may carry a password.
+        write_private(self.settings_path, (self.model_dump_json(indent=2) + "\n").encode())
+        return self.settings_path
 
     @classmethod
     def load(cls, path: Path | str) -> Settings:

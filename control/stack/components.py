@@ -8,6 +8,7 @@ health check that talks to it the way production monitoring would (Kamailio JSON
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import sysconfig
@@ -66,6 +67,20 @@ class Component:
 
     def check(self) -> Health:
         raise NotImplementedError
+
+
+def vault_credentials(settings: Settings) -> dict[str, str]:
+    """The Vault token or AppRole secret id that ``sipio up`` was given in its environment
+    (``token_env``/``secret_id_env``, when no file is named), for the components that resolve
+    secrets. An environment is readable only by the process's user, unlike a command line;
+    the value never goes into settings.json or any other file."""
+    if settings.secrets.backend != "vault":
+        return {}
+    v = settings.secrets.vault
+    name, file = (v.token_env, v.token_file) if v.auth == "token" else (
+        v.secret_id_env, v.secret_id_file)  # fmt: skip
+    value = os.environ.get(name, "")
+    return {name: value} if value and file is None else {}
 
 
 def _binary(name: str, package: str) -> str:
@@ -203,6 +218,7 @@ class Kamailio(Component):
         env = super().env()
         env["PYTHONHOME"] = "/usr"  # the embedded interpreter uses Debian's standard library
         env["SIPIO_SITE_PACKAGES"] = sysconfig.get_paths()["purelib"]
+        env.update(vault_credentials(self.settings))  # trunk passwords at call time
         return env
 
     def check(self) -> Health:
@@ -247,6 +263,7 @@ class ControlApi(Component):
         venv_bin = str(Path(sys.executable).parent)
         env["PATH"] = f"{venv_bin}:{CLEAN_PATH}"
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(vault_credentials(self.settings))  # writes of *_secret_ref values
         return env
 
     def check(self) -> Health:
