@@ -263,3 +263,36 @@ def test_member_lines_as_mod_conference_writes_them() -> None:
     assert [(x.id, x.muted, x.talking, x.moderator) for x in members] == [
         (3, False, True, True), (4, True, False, False),
     ]  # fmt: skip
+
+
+# --- the inbound stand-in against the captures -------------------------------------------------
+
+
+async def _exchange(port: int, sent: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(sent)
+    await writer.drain()
+    received = await asyncio.wait_for(reader.read(), 5)  # until the stand-in closes
+    writer.close()
+    return received
+
+
+def test_stand_in_frames_auth_refusal_and_exit_as_the_captures() -> None:
+    """in01 byte for byte (wrong password: refusal, notice, close); in03's opening and closing
+    frames (accepted, ``exit``: +OK bye, notice, close)."""
+    from tests.esl.transcripts import load
+
+    refused = load("in01_auth_wrong_password")
+    accepted = load("in03_auth_api_bgapi")
+    with InboundFreeSwitch(ConferenceRooms()).running() as fs:
+        got = asyncio.run(_exchange(fs.port, refused.tool_bytes))
+        assert got == refused.fs_bytes
+        got = asyncio.run(_exchange(fs.port, b"auth ClueCon\n\nexit\n\n"))
+    opening = (
+        b"Content-Type: auth/request\n\nContent-Type: command/reply\nReply-Text: +OK accepted\n\n"
+    )
+    assert accepted.fs_bytes.startswith(opening) and got.startswith(opening)
+    closing = got[len(opening) :]
+    assert accepted.fs_bytes.endswith(closing) and closing.startswith(
+        b"Content-Type: command/reply\nReply-Text: +OK bye"
+    )
