@@ -252,6 +252,7 @@ class Board:
     ranks: dict[str, int] = field(default_factory=dict)  # call id -> 0-based rank in its queue
     stats: dict[str, int] = field(default_factory=dict)  # "<user>:idle_since", "<user>:calls"
     rotation: dict[str, int] = field(default_factory=dict)  # queue id -> round-robin counter
+    answered_by: dict[str, str] = field(default_factory=dict)  # call id -> agent who took it
     grace_ms: int = 30_000  # past max_wait_sec, before a caller nobody drives is swept
     lease_grace_ms: int = 2_000  # past lease_until, before a ring nobody ended is swept
     # changes
@@ -262,6 +263,7 @@ class Board:
     dequeued: list[tuple[str, str]] = field(default_factory=list)  # (queue, call)
     stats_changed: set[str] = field(default_factory=set)
     rotation_changed: set[str] = field(default_factory=set)
+    answers: list[tuple[str, str]] = field(default_factory=list)  # (call id, agent) taken now
     log: list[dict[str, Any]] = field(default_factory=list)  # presence log entries
     events: list[dict[str, Any]] = field(default_factory=list)  # queue events
 
@@ -486,9 +488,12 @@ class Board:
         return found
 
     def answered(self, cfg: QueueConfig, call_id: str, user_id: str) -> bool:
-        """The agent took the call; False when that was already recorded."""
+        """The agent took the call; False when that was already recorded (also after the
+        call ended: ``answered_by`` remembers who took it)."""
         agent = self.agent(user_id)
-        if agent.call_id == call_id and agent.state == "in_call":
+        if self.answered_by.get(call_id) == user_id or (
+            agent.call_id == call_id and agent.state == "in_call"
+        ):
             return False
         caller = self.callers.get(call_id)
         if (
@@ -501,6 +506,8 @@ class Board:
         self._drive(user_id, p.Answer(call_id))
         self._release(call_id, (u for u in caller.offering if u != user_id), None)
         self._remove(caller)
+        self.answered_by[call_id] = user_id
+        self.answers.append((call_id, user_id))
         key = f"{user_id}:calls"
         self._count(key, self.stats.get(key, 0) + 1)
         self._event("queue_answer", caller, agent_id=user_id, waited_ms=self.now - caller.enqueued)

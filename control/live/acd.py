@@ -11,6 +11,8 @@ Keys (``B`` = ``<prefix>:{<account>}``, all in the account's slot, like presence
     B:stats       hash    "<user>:idle_since" ms, "<user>:calls" answered queue calls
     B:rr          hash    queue id -> round-robin counter
     B:ver         string  bumped by every ACD write
+    B:answered:<call>  string  the agent who answered (PX 24 h): a repeated ``answered``
+                          after the call ended is recognised, not refused
 
 (The callers are one hash and the counters one hash, rather than a key per call or queue,
 so that every key a script touches is named in its KEYS, as Redis Cluster requires.)
@@ -68,16 +70,18 @@ __all__ = [
     "Waiting",
 ]
 
-# KEYS: ver, agents, calls, leases, due, stats, rr, queues...
-# ARGV: whole queues (1) or only their first #leases+1 callers (0), call ids asked about...
-# Reply: {sec, usec, ver, agents, leases, stats, rr, {size, members}..., records, ranks}
+# KEYS: ver, agents, calls, leases, due, stats, rr, queues..., the answer mark of each call.
+# ARGV: whole queues (1) or only their first #leases+1 callers (0), #queues, call ids...
+# Reply: {sec, usec, ver, agents, leases, stats, rr, {size, members}..., records, ranks,
+#         answered (call id, user id)...}
 _SNAPSHOT = Lua("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nq = tonumber(ARGV[2])
 local leases = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
 local stop = (ARGV[1] == '1') and -1 or math.floor(#leases / 2)
 local queues = {}
-for i = 8, #KEYS do
+for i = 8, 7 + nq do
   queues[#queues + 1] = {redis.call('ZCARD', KEYS[i]),
                          redis.call('ZRANGE', KEYS[i], 0, stop, 'WITHSCORES')}
 end
@@ -87,23 +91,27 @@ for i = 1, #leases, 2 do want(leases[i]) end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 100)) do
   want(id)
 end
-for i = 2, #ARGV do want(ARGV[i]) end
-local records, ranks = {}, {}
+for i = 3, #ARGV do want(ARGV[i]) end
+local records, ranks, answered = {}, {}, {}
 for _, id in ipairs(ids) do
   local rec = redis.call('HGET', KEYS[3], id)
   if rec then records[#records + 1] = id; records[#records + 1] = rec end
 end
-if #KEYS >= 8 then
-  for i = 2, #ARGV do
+for i = 3, #ARGV do
+  if nq > 0 then
     local r = redis.call('ZRANK', KEYS[8], ARGV[i])
     if r then ranks[#ranks + 1] = ARGV[i]; ranks[#ranks + 1] = r end
   end
+  local by = redis.call('GET', KEYS[5 + nq + i])
+  if by then answered[#answered + 1] = ARGV[i]; answered[#answered + 1] = by end
 end
 return {t[1], t[2], redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2]), leases,
-        redis.call('HGETALL', KEYS[6]), redis.call('HGETALL', KEYS[7]), queues, records, ranks}
+        redis.call('HGETALL', KEYS[6]), redis.call('HGETALL', KEYS[7]), queues, records, ranks,
+        answered}
 """)
 
-# KEYS: ver, agents, presence log, calls, leases, due, stats, rr, events, queues...
+# KEYS: ver, agents, presence log, calls, leases, due, stats, rr, events, queues..., answer
+# marks of the calls answered...
 # ARGV: expected ver, plan JSON (every number a string). Reply: 1 written, 0 conflict.
 _COMMIT = Lua("""
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
@@ -131,6 +139,9 @@ for _, q in ipairs(plan.dequeue) do redis.call('ZREM', KEYS[tonumber(q[1])], q[2
 for _, s in ipairs(plan.stats) do redis.call('HSET', KEYS[7], s[1], s[2]) end
 for _, r in ipairs(plan.rr) do redis.call('HSET', KEYS[8], r[1], r[2]) end
 for _, e in ipairs(plan.events) do redis.call('XADD', KEYS[9], '*', 'e', e) end
+for _, a in ipairs(plan.answered) do
+  redis.call('SET', KEYS[tonumber(a[1])], a[2], 'PX', plan.answered_ttl)
+end
 redis.call('INCR', KEYS[1])
 return 1
 """)
@@ -152,6 +163,7 @@ class AcdStore:
         stream: str = "sipio:events",
         grace_sec: float = 30.0,
         lease_grace_sec: float = 2.0,
+        answered_ttl_sec: float = 86_400.0,
         log_maxlen: int = 100_000,
         attempts: int = 50,
         rand: random.Random | None = None,
@@ -162,6 +174,7 @@ class AcdStore:
         self.stream = stream
         self.grace_ms = int(grace_sec * 1000)
         self.lease_grace_ms = int(lease_grace_sec * 1000)
+        self.answered_ttl_ms = int(answered_ttl_sec * 1000)
         self.log_maxlen = log_maxlen
         self.attempts = attempts
         self.rand = rand or random.Random()
@@ -180,6 +193,9 @@ class AcdStore:
 
     def queue_key(self, account_id: str, queue_id: str) -> str:
         return f"{self.base(account_id)}:q:{queue_id}"
+
+    def answer_key(self, account_id: str, call_id: str) -> str:
+        return f"{self.base(account_id)}:answered:{call_id}"
 
     def events_key(self, account_id: str) -> str:
         return f"{self.base(account_id)}:events" if self._cluster else self.stream
@@ -200,8 +216,10 @@ class AcdStore:
         keys = [k["ver"], self.presence.agents_key(account_id), k["calls"], k["leases"]]
         keys += [k["due"], k["stats"], k["rr"]]
         keys += [self.queue_key(account_id, q) for q in queue_ids]
-        reply = _SNAPSHOT(self.redis, keys, ["1" if whole else "0", *call_ids])
-        sec, usec, ver, agents_raw, _leases, stats, rr, queues, records, ranks = reply
+        keys += [self.answer_key(account_id, c) for c in call_ids]
+        args = ["1" if whole else "0", len(queue_ids), *call_ids]
+        reply = _SNAPSHOT(self.redis, keys, args)
+        sec, usec, ver, agents_raw, _leases, stats, rr, queues, records, ranks, answered = reply
         raw = {text(agents_raw[i]): text(agents_raw[i + 1]) for i in range(0, len(agents_raw), 2)}
         views = {}
         for queue_id, (size, members) in zip(queue_ids, queues, strict=True):
@@ -221,6 +239,9 @@ class AcdStore:
             ranks={text(ranks[i]): int(ranks[i + 1]) for i in range(0, len(ranks), 2)},
             stats={text(stats[i]): int(stats[i + 1]) for i in range(0, len(stats), 2)},
             rotation={text(rr[i]): int(rr[i + 1]) for i in range(0, len(rr), 2)},
+            answered_by={
+                text(answered[i]): text(answered[i + 1]) for i in range(0, len(answered), 2)
+            },
             grace_ms=self.grace_ms,
             lease_grace_ms=self.lease_grace_ms,
         )
@@ -254,11 +275,16 @@ class AcdStore:
             "stats": [[f, str(board.stats[f])] for f in sorted(board.stats_changed)],
             "rr": [[q, str(board.rotation[q])] for q in sorted(board.rotation_changed)],
             "events": [_dumps(e) for e in board.events],
+            "answered": [
+                [str(first + len(queue_ids) + i), uid] for i, (_, uid) in enumerate(board.answers)
+            ],
+            "answered_ttl": str(self.answered_ttl_ms),
         }
         keys = [k["ver"], self.presence.agents_key(account_id), self.presence.log_key(account_id)]
         keys += [k["calls"], k["leases"], k["due"], k["stats"], k["rr"]]
         keys += [self.events_key(account_id)]
         keys += [self.queue_key(account_id, q) for q in queue_ids]
+        keys += [self.answer_key(account_id, cid) for cid, _ in board.answers]
         return bool(int(_COMMIT(self.redis, keys, [ver, _dumps(plan)])))
 
     def _run(

@@ -243,9 +243,11 @@ def test_events_exactly_once_and_the_queue_cdr(acd: AcdStore) -> None:
         acd.offer(q, "c1")
     for _ in range(2):
         acd.answered(q, "c1", "us_1")
-    for _ in range(2):
         acd.leave(q, "c1", "hangup")
         acd.finished(q, "c1", "us_1")
+    with pytest.raises(NotOffered):
+        acd.answered(q, "c1", "us_2")  # not the agent who took it
+    assert 0 < acd.redis.pttl(acd.answer_key(ACC, "c1")) <= 86_400_000
     acd.join(q, "c2")
     acd.leave(q, "c2", "timeout")
     acd.leave(q, "c2", "timeout")
