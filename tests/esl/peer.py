@@ -85,6 +85,9 @@ class Reaction:
     # for ``talk`` s (or until ``hold`` is set) and hangs up
     answered_by: str | None = None
     talk: float = 0.0
+    # bridge, when a SIP side dials the legs for real (tests/esl/fs_sip.py): resolved with the
+    # user whose leg answered (None: nobody; ``variables`` then say why), instead of ``delay``
+    ring: asyncio.Future[str | None] | None = None
 
 
 @dataclass
@@ -172,6 +175,7 @@ class FreeSwitchPeer:
         self.full = recorded(FULL_CALL)
         self.bye = recorded(CALLER_BYE)
         self._bridge_templates: dict[str, Pairs] = {}
+        self.channels: dict[str, Channel] = {}  # by Call-ID, for caller_hangup
         self.linger_scale = linger_scale
         self.app_latency = app_latency
 
@@ -189,6 +193,7 @@ class FreeSwitchPeer:
         """Run one call through the ``socket`` action(s): the first address, then each next
         one when a controller vanishes with ``resume`` set. Returns when the call is over."""
         channel = Channel(self, headers, caller or Caller(), uuid, call_id)
+        self.channels[channel.call_id] = channel
         pending = list(addresses)
         while pending and not channel.hung_up:
             host, port = pending.pop(0)
@@ -569,9 +574,12 @@ class FreeSwitchPeer:
         none does), talks, hangs up. Variables as FreeSWITCH leaves them on the A leg."""
         channel = session.channel
         legs = bridge_legs(arg)
-        chosen = next((leg for leg in legs if leg.user == reaction.answered_by), None)
-        if reaction.delay:
+        answered_by = reaction.answered_by
+        if reaction.ring is not None:
+            answered_by = await reaction.ring
+        elif reaction.delay:
             await asyncio.sleep(reaction.delay)
+        chosen = next((leg for leg in legs if leg.user == answered_by), None)
         if channel.hung_up:
             return
         if reaction.hangup:  # the caller gives up while the agents ring
@@ -605,6 +613,14 @@ class FreeSwitchPeer:
              "last_bridge_hangup_cause": "NORMAL_CLEARING"}
         )  # fmt: skip
         self._emit(session, "CHANNEL_UNBRIDGE", **other, **{"Hangup-Cause": "NORMAL_CLEARING"})
+
+    # --- hook for a SIP side (tests/esl/fs_sip.py) ----------------------------------------------
+    async def caller_hangup(self, call_id: str) -> None:
+        """The caller's BYE (or CANCEL): whatever runs ends as a caller hang-up."""
+        channel = self.channels.get(call_id)
+        if channel is None or channel.hung_up or not channel.sessions:
+            return
+        await self._hangup(channel.sessions[-1], "NORMAL_CLEARING", by="caller")
 
     def _set(self, channel: Channel, name: str, value: str) -> None:
         if value:

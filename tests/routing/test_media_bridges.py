@@ -98,7 +98,6 @@ def test_the_same_headers_from_anyone_else_are_challenged(stack: Settings, hooli
     user = hooli.user_with_devices("7101")
     settle(stack)
     never = registered(stack, hooli, user).ring(timeout=8)
-    host, node_port = media_node(stack)
     # Another port of the media node's host (a phone on the same box), and the From in the
     # tenant's domain: the device path asks for a digest, the header buys nothing.
     forged = bridge(stack, hooli.id, f"user:{user['id']}", port=free_port(),
