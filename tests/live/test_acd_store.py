@@ -189,6 +189,37 @@ def test_expired_lease_is_swept_after_a_controller_dies(acd: AcdStore) -> None:
     assert types_of(acd, "c1") == ["queue_join", "queue_offer", "queue_miss", "queue_offer"]
 
 
+def test_a_caller_nobody_drives_is_timed_out(client: redis.Redis) -> None:
+    acd = AcdStore(client, grace_sec=0, lease_grace_sec=0)
+    seat(acd, "us_1", ("q_1", 1))
+    q = queue(max_wait_sec=1, agent_ring_timeout_sec=5)
+    acd.join(q, "c1")
+    acd.join(q, "c2")
+    assert acd.offer(q, "c1") is not None  # then its controller and c2's die
+    time.sleep(1.05)
+    assert acd.sweep(ACC) == 2
+    assert acd.live(ACC, "q_1")["waiting"] == 0 and acd.waiting(q, "c1") is None
+    assert state(acd, "us_1") == ("available", "waiting", None)
+    assert acd.presence.get(ACC, "us_1").misses == 0  # the caller went: no miss
+    assert types_of(acd, "c2") == ["queue_join", "queue_timeout"]
+    assert acd.events(ACC)[-1]["reason"] == "swept"
+    assert client.zcard(f"{acd.base(ACC)}:due") == 0 and client.hlen(f"{acd.base(ACC)}:calls") == 0
+
+
+def test_a_decision_on_a_changed_agent_is_not_written(acd: AcdStore) -> None:
+    """Compare-and-set: the API pauses the agent between the ACD's read and its write."""
+    seat(acd, "us_1", ("q_1", 1))
+    q = queue()
+    acd.join(q, "c1")
+    ver, raw, board = acd._snapshot(ACC, ["q_1"], ["c1"])
+    assert board.offer(q, "c1") is not None
+    acd.presence.apply(ACC, "us_1", Pause("lunch"))
+    assert not acd._commit(ver, raw, board)
+    assert state(acd, "us_1") == ("on_break", "waiting", None)
+    assert types_of(acd, "c1") == ["queue_join"]
+    assert acd.offer(q, "c1") is None  # decided again: nobody ready
+
+
 def test_max_no_answer_auto_pauses(acd: AcdStore) -> None:
     seat(acd, "us_1", ("q_1", 1))
     q = queue(max_no_answer=2)
