@@ -74,10 +74,14 @@ def list_messages(box_id: str) -> Response:
     principal = require("voicemail")
     box = load_owned(g.db, principal, BY_NAME["voicemail_boxes"], box_id)
     unknown = [k for k in request.args if k not in ("folder", "limit", "cursor")]
+    if unknown:
+        errors = [
+            {"loc": ["query", k], "msg": "unknown parameter", "type": "extra"} for k in unknown
+        ]
+        raise Invalid(errors, "unknown query parameter")
     folder = request.args.get("folder")
-    if unknown or (folder is not None and folder not in FOLDERS):
-        name = unknown[0] if unknown else "folder"
-        raise Invalid([{"loc": ["query", name], "msg": "folder: new or saved", "type": "filter"}])
+    if folder is not None and folder not in FOLDERS:
+        raise Invalid([{"loc": ["query", "folder"], "msg": "new or saved", "type": "filter"}])
     t = m.VoicemailMessage
     query = select(t).where(t.box_id == box.id, t.account_id == box.account_id)
     if folder:
