@@ -50,6 +50,7 @@ bench: venv
 	$(VENV)/bin/python -m bench.ng_rate
 	$(VENV)/bin/python -m bench.admission_rate
 	$(VENV)/bin/python -m bench.cdr_rate
+	$(VENV)/bin/python -m bench.esl_sessions
 
 clean:
 	-$(SIPIO) down --state-dir $(STATE_DIR)

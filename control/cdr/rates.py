@@ -11,16 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import Engine, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from control.core.rating import Rate, RateTable, table_of
 from control.core.tenancy import ancestors
-from control.db import make_engine
-from control.db import models as m
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+# SQLAlchemy and the models are imported on first use: the collector's start-up (and so its
+# recovery after a crash) does not wait for them.
 
 log = structlog.get_logger("collector.rates")
 
@@ -43,6 +45,8 @@ class RateBook:
         wanted = set(accounts)
         if not wanted:
             return {}
+        from sqlalchemy.exc import SQLAlchemyError
+
         now = time.monotonic()
         try:
             self._refresh(wanted, now)
@@ -51,6 +55,10 @@ class RateBook:
         return {a: table_of(a, self._parents, self._tables) for a in wanted}
 
     def _refresh(self, wanted: set[str], now: float) -> None:
+        from sqlalchemy import select
+
+        from control.db import models as m
+
         engine = self._connectable()
         if engine is None:
             return
@@ -80,6 +88,10 @@ class RateBook:
     def _connectable(self) -> Engine | None:
         """None for an embedded SQLite DB that does not exist (yet): no rates, and no empty
         file created in its place."""
+        from sqlalchemy.engine import make_url
+
+        from control.db import make_engine
+
         if self._engine is None:
             url = make_url(self.db_url)
             embedded = url.drivername.startswith("sqlite") and url.database
