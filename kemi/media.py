@@ -1,15 +1,19 @@
 """Media anchoring of relayed calls on rtpengine, from inside a Kamailio worker.
 
 Offer on the initial INVITE (or on the 200 for a late offer), answer on replies carrying SDP,
-delete when the call ends or fails. ``KSR.textops.set_body`` replaces the body with a correct
-Content-Length in the request route and in tm's onreply route alike. The pool (and its Redis
-client) is created lazily in the worker, after fork.
+delete when the call ends or fails. A call that rings a WebRTC device is offered once per
+branch instead (tm's branch route, rtpengine ``via-branch``), so each callee gets an SDP it
+can use. ``KSR.textops.set_body`` replaces the body with a correct Content-Length in the
+request, branch and onreply routes alike. The pool (and its Redis client) is created lazily
+in the worker, after fork.
 """
 
 from __future__ import annotations
 
 import KSR
 
+from control.core.routing.directives import Ring
+from control.core.routing.model import Snapshot
 from control.rtpengine import (
     MediaOptions,
     NgCallNotFound,
@@ -22,17 +26,33 @@ from control.settings import Settings
 
 SDP = "application/sdp"
 WEBRTC, PLAIN = "w", "p"  # a party's kind: a browser (DTLS-SRTP, ICE) or a phone/trunk (RTP)
-# Transaction AVP: "-" not anchored; otherwise the mode, "o" (the request offers) or "l" (late
-# offer: the 2xx offers, the ACK answers), then the kinds of the request's sender and of the
-# party that answers it.
+UNKNOWN = "?"  # the callee's kind before it answers (branches of a fork may differ)
+# Transaction AVP: "-" not anchored; otherwise the mode, "o" (the request offers), "l" (late
+# offer: the 2xx offers, the ACK answers) or "b" (the request offers once per branch), then
+# the kinds of the request's sender and of the party that answers it.
 PROFILE_AVP = "$avp(sipio_media)"
 # Dialog variable: "-" not anchored; otherwise "a", then the kinds of the caller and the callee.
 # In-dialog offers (re-INVITE, UPDATE, the ACK of a late offer) read it.
 DIALOG_VAR = "$dlg_var(sipio_media)"
+# Branch flag of a WebRTC device's contacts: set on its REGISTER, so usrloc keeps it with the
+# contact and every lookup puts it back on the branch that rings it.
+WEBRTC_BFLAG = 6
 
 
 def kind(webrtc: bool) -> str:
     return WEBRTC if webrtc else PLAIN
+
+
+def rings_webrtc(snap: Snapshot, ring: Ring) -> bool:
+    """Whether any leg of any step rings a WebRTC device (the call is then offered per branch
+    from the start: a body rewritten once for all branches cannot be rewritten again)."""
+    devices = (snap.devices_by_id.get(leg.device_id) for step in ring.steps for leg in step.legs)
+    return any(device is not None and device.is_webrtc for device in devices)
+
+
+def kind_of(sdp: str) -> str:
+    """What kind of party wrote this SDP: DTLS-SRTP is what browsers speak."""
+    return WEBRTC if "UDP/TLS/RTP/SAVP" in sdp or "a=fingerprint:" in sdp else PLAIN
 
 
 def options_for(receiver: str, sender: str) -> MediaOptions | None:
@@ -72,26 +92,47 @@ class MediaAnchor:
             return ""
         return str(KSR.pv.getvs("$rb", ""))
 
-    def offer(self, webrtc_caller: bool = False) -> str | None:
-        """Anchor the initial INVITE's SDP. Returns an error text when no rtpengine could take
-        it."""
+    def offer(self, webrtc_caller: bool = False, per_branch: bool = False) -> str | None:
+        """Anchor the initial INVITE's SDP; with ``per_branch`` (a WebRTC device rings) leave
+        the body alone for ``offer_branch``. Returns an error text when no rtpengine could
+        take it."""
         if not self.settings.media_anchor:
             KSR.pv.sets(PROFILE_AVP, "-")
             KSR.pv.sets(DIALOG_VAR, "-")
             return None
-        caller, callee = kind(webrtc_caller), PLAIN
-        KSR.pv.sets(DIALOG_VAR, "a" + caller + callee)
+        caller = kind(webrtc_caller)
+        KSR.pv.sets(DIALOG_VAR, "a" + caller + PLAIN)
         sdp = self.body()
-        KSR.pv.sets(PROFILE_AVP, ("o" if sdp else "l") + caller + callee)
-        if not sdp:
-            return None  # late offer: the 200 carries it
-        return self._offer(sdp, KSR.pv.getvs("$ft", ""), options_for(callee, caller))
+        mode = ("b" if per_branch else "o") if sdp else "l"
+        KSR.pv.sets(PROFILE_AVP, mode + caller + UNKNOWN)
+        if mode != "o":
+            return None  # late offer: the 200 carries it; per branch: the branch route
+        return self._offer(sdp, KSR.pv.getvs("$ft", ""), options_for(PLAIN, caller))
 
-    def _offer(self, sdp: str, from_tag: str, options: MediaOptions | None) -> str | None:
+    def per_branch(self) -> bool:
+        return bool(KSR.pv.getvs(PROFILE_AVP, "-").startswith("b"))
+
+    def offer_branch(self) -> str | None:
+        """Branch route: offer the INVITE's own SDP for this branch only, shaped for the device
+        it rings (``WEBRTC_BFLAG``)."""
+        profile = KSR.pv.getvs(PROFILE_AVP, "-")
+        if not profile.startswith("b"):
+            return None
+        callee = kind(KSR.isbflagset(WEBRTC_BFLAG) > 0)
+        return self._offer(self.body(), KSR.pv.getvs("$ft", ""),
+                           options_for(callee, profile[1]), via_branch=self.branch())  # fmt: skip
+
+    @staticmethod
+    def branch() -> str:
+        """The rtpengine branch of the current tm branch (branch route and its replies)."""
+        return f"b{KSR.pv.getvs('$T_branch_idx', '0')}"
+
+    def _offer(
+        self, sdp: str, from_tag: str, options: MediaOptions | None, via_branch: str | None = None
+    ) -> str | None:
         try:
-            reply = self.pool().offer(
-                KSR.pv.getvs("$ci", ""), sdp, from_tag=from_tag, options=options
-            )
+            reply = self.pool().offer(KSR.pv.getvs("$ci", ""), sdp, from_tag=from_tag,
+                                      options=options, via_branch=via_branch)  # fmt: skip
         except NgError as exc:
             return f"{type(exc).__name__}: {exc}"
         KSR.textops.set_body(reply.sdp, SDP)
@@ -105,16 +146,20 @@ class MediaAnchor:
         if not sdp or len(profile) != 3:
             return None
         mode, requester, replier = profile
+        if replier == UNKNOWN:  # the initial INVITE: the callee shows its kind in its SDP
+            replier = kind_of(sdp)
+            if int(KSR.pv.getvs("$rs", "0") or 0) >= 200:
+                KSR.pv.sets(DIALOG_VAR, "a" + requester + replier)
         options = options_for(requester, replier)  # the reply's SDP goes to the requester
+        via_branch = self.branch() if mode == "b" else None
         call_id, from_tag, to_tag = (KSR.pv.getvs(v, "") for v in ("$ci", "$ft", "$tt"))
         try:
             if mode == "l":
                 # Late offer: the party answering the request offers, its peer answers in the ACK.
                 reply = self.pool().offer(call_id, sdp, from_tag=to_tag, options=options)
             else:
-                reply = self.pool().answer(
-                    call_id, sdp, from_tag=from_tag, to_tag=to_tag, options=options
-                )
+                reply = self.pool().answer(call_id, sdp, from_tag=from_tag, to_tag=to_tag,
+                                           options=options, via_branch=via_branch)  # fmt: skip
         except NgError as exc:
             return f"{type(exc).__name__}: {exc}"
         KSR.textops.set_body(reply.sdp, SDP)

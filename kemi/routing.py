@@ -38,7 +38,7 @@ from kemi.bridges import from_media_node
 from kemi.config_cache import ConfigCache
 from kemi.delayed import DelayedLegs
 from kemi.events import EventSink
-from kemi.media import MediaAnchor
+from kemi.media import WEBRTC_BFLAG, MediaAnchor, rings_webrtc
 from kemi.plan import elapsed, load_plan, save_plan
 
 SCANNER_AGENTS = ("friendly-scanner", "sipcli", "sipvicious", "sip-scan", "VaxSIPUserAgent")
@@ -55,6 +55,7 @@ class Router:
         self.events = EventSink(settings.redis_url)
         self.media_anchor = MediaAnchor(settings)
         self.webrtc_caller = False  # of the INVITE being routed by this worker
+        self.webrtc_callees = False  # whether that INVITE rings a WebRTC device
         self.delayed = DelayedLegs(settings)  # created before fork: one key for all workers
         self._admission: AdmissionStore | None = None  # per worker, after fork
         self.admitted: str | None = None  # admission token of the INVITE being routed
@@ -205,6 +206,8 @@ class Router:
         device = self.authenticate(snap, KSR.pv.getvs("$td", "").lower())
         if device is None:
             return
+        if device.is_webrtc:
+            KSR.setbflag(WEBRTC_BFLAG)  # kept with the contact, back on each branch to it
         if KSR.registrar.save("location", 0) < 0:
             KSR.sl.sl_reply_error()
             return
@@ -254,7 +257,7 @@ class Router:
         )
         bridge = from_media_node(snap, call)  # a flow's dial, back from FreeSWITCH
         trunk = None if bridge else snap.trunk_for_source(KSR.pv.getvs("$si", ""))
-        self.webrtc_caller = False
+        self.webrtc_caller = self.webrtc_callees = False
         caller_user, did_id = None, None
         if bridge is not None:
             directive, origin, origin_account = bridge.directive, bridge.origin, bridge.account_id
@@ -411,6 +414,8 @@ class Router:
             if timeout is None:
                 break  # the ring group's overall time is used up
             if self.load_contacts(ring.steps[index]):
+                if not in_failure:
+                    self.webrtc_callees = rings_webrtc(snap, ring)
                 self.stamp_caller_id(ring)
                 save_plan(ring, index)
                 KSR.tm.t_set_fr(timeout * 1000, 0)
@@ -430,6 +435,7 @@ class Router:
         """Put every registered contact of the step's devices in the destination set; a leg
         with a delay becomes a branch back to this proxy that rings after the delay."""
         found = False
+        KSR.resetbflag(WEBRTC_BFLAG)  # lookups set it again for WebRTC contacts
         for leg in step.legs:
             if leg.delay_sec > 0:
                 uri = self.delayed.uri(leg, KSR.pv.getvs("$ci", ""))
@@ -481,6 +487,7 @@ class Router:
         KSR.hdr.append(f'P-Asserted-Identity: "{name}" <sip:{ring.caller_id.number}@{domain}>\r\n')
 
     def outbound(self, out: Outbound, in_failure: bool) -> None:
+        KSR.resetbflag(WEBRTC_BFLAG)  # left by a ring step's lookup
         KSR.setdsturi(f"sip:{out.proxy};transport={out.transport}")
         KSR.pv.sets(trunk_auth.TRUNK_AVP, out.trunk_id)
         KSR.tm.t_on_failure("ksr_failure_trunk")  # a carrier's challenge is answered there
@@ -498,6 +505,7 @@ class Router:
         self.relay_call(in_failure)
 
     def media(self, media: Media, in_failure: bool) -> None:
+        KSR.resetbflag(WEBRTC_BFLAG)  # left by a ring step's lookup
         if KSR.dispatcher.ds_select_dst(1, 4) < 0:
             self.trace("media_unavailable", target=media.target.id)
             self.reply(503, "Service Unavailable", in_failure)
@@ -517,13 +525,15 @@ class Router:
     def relay_call(self, in_failure: bool) -> None:
         """Relay an initial INVITE: anchor its media first (once), fail fast without it."""
         if not in_failure:
-            error = self.media_anchor.offer(webrtc_caller=self.webrtc_caller)
+            error = self.media_anchor.offer(self.webrtc_caller, per_branch=self.webrtc_callees)
             if error:
                 self.trace("media_failed", stage="offer", error=error)
                 KSR.sl.sl_send_reply(503, "Media Relay Unavailable")
                 return
             if KSR.tm.t_is_set("failure_route") < 0:
                 KSR.tm.t_on_failure("ksr_failure_media")
+        if self.media_anchor.per_branch():
+            KSR.tm.t_on_branch("ksr_branch_media")
         KSR.tm.t_on_reply("ksr_onreply_media")
         self.relay(in_failure)
         self.relayed = True
@@ -646,6 +656,18 @@ class Router:
         if self._secrets is None:
             self._secrets = open_store(self.settings)
         return self._secrets
+
+    def ksr_branch_media(self, msg: Any) -> int:
+        """A call that rings a WebRTC device: each branch gets its own offer; a branch that
+        cannot be anchored is dropped (the others still ring)."""
+        try:
+            error = self.media_anchor.offer_branch()
+            if error:
+                self.trace("media_failed", stage="branch", error=error)
+                KSR.x.drop()
+        finally:
+            self.flush_events()
+        return 1
 
     def ksr_onreply_media(self, msg: Any) -> int:
         try:

@@ -1,0 +1,72 @@
+"""A plain phone calls a user whose devices are a desk phone and a WebRTC device: Kamailio
+offers each branch on its own (tm branch route, rtpengine via-branch), so the browser is
+offered DTLS-SRTP with ICE while the desk phone and the caller keep plain RTP/AVP."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from control.demo import sipp
+from control.rtpengine import NgClient
+from control.settings import Settings
+from control.stack.ports import free_port
+from tests.harness.provision import Provisioner
+from tests.routing.test_calls import proxy, registered, settle
+from tests.routing.test_media_reinvite import anchored, sdps
+
+SCENARIOS = Path(__file__).parents[1] / "scenarios"
+
+
+def sdp_of(messages: str, first_line: str) -> str:
+    """The SDP of the first message (of a SIPp trace) starting with ``first_line``."""
+    block = messages[messages.index(first_line) :]
+    block = re.split(r"^-{20,}", block, maxsplit=1, flags=re.M)[0]
+    return block[block.index("v=0") :]
+
+
+def test_a_webrtc_callee_is_offered_dtls_and_the_phones_plain_rtp(stack: Settings) -> None:
+    prov = Provisioner(stack)
+    tenant = prov.tenant("Browsers", "browsers.example.com")
+    callee_user = tenant.user_with_devices("8401", devices=2)
+    browser = callee_user["devices"][1]
+    prov.patch("sip_devices", browser["id"], {"is_webrtc": 1})
+    caller_user = tenant.user_with_devices("8402")
+    settle(stack)
+    desk = registered(stack, tenant, callee_user, 0)
+    web = registered(stack, tenant, callee_user, 1)  # its contact carries the WebRTC flag
+    caller = registered(stack, tenant, caller_user)
+    web_media = free_port()
+    ringing = desk.ring(timeout=15)
+    answering = sipp.start(SCENARIOS / "uas_webrtc_answer.xml", None, local_port=web.port,
+                           timeout=15, extra=["-mp", str(web_media)])  # fmt: skip
+    ng = NgClient(stack.ng_host, stack.ng_port)
+    before = set(ng.list_calls())
+    result = caller.call(proxy(stack), "8401")
+    answered, rang = answering.wait(), ringing.wait()
+    assert result.ok, result.output
+    assert answered.ok, answered.output
+    assert rang.ok, rang.output  # rang, then CANCEL once the browser answered
+
+    to_browser = sdp_of(answered.messages, "INVITE ")
+    assert re.search(r"^m=audio \d+ UDP/TLS/RTP/SAVPF ", to_browser, re.M), to_browser
+    assert "a=fingerprint:" in to_browser and "a=ice-ufrag:" in to_browser
+    assert "a=candidate:" in to_browser  # ICE forced: the browser needs a candidate
+    to_desk = sdp_of(rang.messages, "INVITE ")
+    assert re.search(r"^m=audio \d+ RTP/AVP ", to_desk, re.M), to_desk
+    assert "a=fingerprint:" not in to_desk and "a=ice-ufrag:" not in to_desk
+    to_caller = sdp_of(result.messages, "SIP/2.0 200 OK")
+    assert re.search(r"^m=audio \d+ RTP/AVP ", to_caller, re.M), to_caller
+    assert "a=fingerprint:" not in to_caller and "a=candidate:" not in to_caller
+
+    at_browser = [s for s in sdps(answered.messages) if s.direction == "received"]
+    at_desk = [s for s in sdps(rang.messages) if s.direction == "received"]
+    at_caller = [s for s in sdps(result.messages) if s.direction == "received"]
+    assert anchored(stack, at_browser[0], 0) and anchored(stack, at_desk[0], 0)
+    assert at_browser[0].port != at_desk[0].port  # one rtpengine branch each
+    assert anchored(stack, at_caller[0], web_media)  # the browser's answer, via rtpengine
+
+    time.sleep(0.5)
+    assert set(ng.list_calls()) - before == set()  # BYE deleted the call, branches included
+    ng.close()
