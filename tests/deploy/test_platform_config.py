@@ -165,7 +165,7 @@ def test_kamailio_cfg_is_the_one_sipio_up_renders(inventory: Inventory, tmp_path
         )
         return result.stdout.strip()
 
-    assert run() == "cfg dispatcher"
+    assert run() == "cfg settings dispatcher"
     settings = Settings.load(settings_path)
     expected = render(settings)
     assert RESTORE.sub("", cfg.read_text()) == RESTORE.sub("", expected)
@@ -175,6 +175,13 @@ def test_kamailio_cfg_is_the_one_sipio_up_renders(inventory: Inventory, tmp_path
     secret = RESTORE.search(cfg.read_text())
     assert secret is not None
     assert run() == "unchanged"  # the uac restore secret is kept: idempotent
+    # New media nodes: only dispatcher.list changes (reloaded in place, no restart).
+    data["media_nodes"] = [*data["media_nodes"], "sip:10.20.0.23:5080"]
+    settings_path.write_text(json.dumps(data))
+    assert run() == "dispatcher"
+    data["rtpengine_nodes"] = ["10.20.0.12:22222"]
+    settings_path.write_text(json.dumps(data))
+    assert run() == "settings"  # read by the KEMI workers at start: Kamailio restarts
     assert secret.group(0) in cfg.read_text()
     assert oct(cfg.stat().st_mode & 0o777) == "0o640"
 

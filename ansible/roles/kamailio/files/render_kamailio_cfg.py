@@ -2,8 +2,13 @@
 
 Runs with the sipio venv's Python: the same renderer (``kemi/cfg.py``) and the same settings
 file as every sipio process on the host, so production and the local stack cannot drift.
-Usage: ``render_kamailio_cfg.py SETTINGS_JSON KAMAILIO_CFG``. Prints what changed
-(``cfg``, ``dispatcher``) or ``unchanged``.
+Usage: ``render_kamailio_cfg.py SETTINGS_JSON KAMAILIO_CFG``. Prints what changed, or
+``unchanged``:
+
+- ``cfg``: kamailio.cfg itself;
+- ``settings``: a setting the KEMI workers read when Kamailio starts (a copy of what the running
+  configuration was rendered from is kept beside it, as ``KAMAILIO_CFG.settings.json``);
+- ``dispatcher``: dispatcher.list, i.e. the media nodes, which Kamailio reloads in place.
 
 The uac restore secret that ``render`` draws afresh is carried over from the file already in
 place, so rendering the same settings twice changes nothing.
@@ -11,6 +16,7 @@ place, so rendering the same settings twice changes nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -44,6 +50,11 @@ def main(settings_path: str, cfg_path: str) -> None:
     changed = []
     if write(target, keep_restore_secret(render(settings), old)):
         changed.append("cfg")
+    # Everything but the media nodes (those reach Kamailio through dispatcher.list).
+    startup = settings.model_dump(mode="json", exclude={"media_nodes"})
+    snapshot = target.with_name(target.name + ".settings.json")
+    if write(snapshot, json.dumps(startup, indent=2, sort_keys=True) + "\n"):
+        changed.append("settings")
     if write(settings.dispatcher_list, render_dispatcher(settings)):
         changed.append("dispatcher")
     print(" ".join(changed) or "unchanged")
