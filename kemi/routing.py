@@ -12,10 +12,12 @@ Decisions come from ``control.core.routing``; this module only reads SIP and exe
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import KSR  # provided by app_python3 inside Kamailio
+import redis
 
 from control import logs
 from control.core.admission import CallFacts, facts_from_route
@@ -31,9 +33,9 @@ from control.core.routing.directives import (
 )
 from control.core.routing.model import Device, Snapshot
 from control.live.admission import AdmissionStore
-from control.secrets import SecretStore, open_store
+from control.secrets import SecretStore, SecretStoreError, open_store
 from control.settings import Settings
-from kemi import trunk_auth
+from kemi import trunk_auth, trunk_registration
 from kemi.bridges import from_media_node
 from kemi.config_cache import ConfigCache
 from kemi.delayed import DelayedLegs
@@ -57,6 +59,8 @@ class Router:
         self.webrtc_caller = False  # of the INVITE being routed by this worker
         self.webrtc_callees = False  # whether that INVITE rings a WebRTC device
         self.delayed = DelayedLegs(settings)  # created before fork: one key for all workers
+        self.node = f"{settings.sip_host}:{settings.sip_port}"  # Contact of trunk registrations
+        self.trunk_registrar = trunk_registration.Registrar(settings.redis_url, self.node)
         self._admission: AdmissionStore | None = None  # per worker, after fork
         self.admitted: str | None = None  # admission token of the INVITE being routed
         self.relayed = False  # whether that INVITE left statefully (a dialog will end it)
@@ -688,6 +692,70 @@ class Router:
     def ksr_onsend_route(self, msg: Any) -> int:
         """Required by app_python3 once tm relays: Kamailio calls it for every outgoing request."""
         return 1
+
+    # -- trunk registration (kemi/trunk_registration.py) ----------------------------------------
+    def ksr_trunk_registration(self, msg: Any, evname: str) -> int:
+        """rtimer: REGISTER the trunks this node holds the lease of, when due."""
+        try:
+            now = time.time()
+            for reg in trunk_registration.registrations(self.config.get(), self.node):
+                if self.trunk_registrar.owns(reg.trunk_id) and trunk_registration.due(
+                    self.trunk_registrar.state(reg.trunk_id), now, reg.expires
+                ):
+                    self.send_register(reg, now)
+        except redis.RedisError as exc:
+            KSR.warn(f"sipio trunk registration skipped, Redis: {exc}\n")
+        finally:
+            self.flush_events()
+        return 1
+
+    def send_register(self, reg: trunk_registration.Registration, now: float) -> None:
+        try:
+            password = self.secret_store().resolve(reg.secret_ref)
+        except SecretStoreError as exc:
+            self.trunk_registrar.mark(reg.trunk_id, "failed", now)
+            self.trace_registration(reg, "secret_unavailable", detail=str(exc))
+            return
+        fields = {
+            "method": "REGISTER", "ruri": reg.ruri, "furi": reg.aor, "turi": reg.aor,
+            "ouri": reg.proxy, "callid": reg.call_id, "evparam": reg.trunk_id,
+            "hdrs": f"Contact: <{reg.contact}>\r\nExpires: {reg.expires}\r\n",
+            "auser": reg.username, "apasswd": password,
+        }  # fmt: skip
+        KSR.pv.unset("$uac_req(all)")
+        for name, value in fields.items():
+            KSR.pv.sets(f"$uac_req({name})", value)
+        KSR.pv.seti("$uac_req(evroute)", 1)  # the final reply (and a challenge) to ksr_uac_event
+        sent = KSR.uac.uac_req_send()
+        KSR.pv.unset("$uac_req(all)")  # the password does not stay in this process's buffer
+        self.trunk_registrar.mark(reg.trunk_id, "sent" if sent > 0 else "failed", now)
+        self.trace_registration(reg, "sent" if sent > 0 else "not_sent")
+
+    def ksr_uac_event(self, msg: Any, evname: str) -> int:
+        """uac:reply of a REGISTER sent by send_register."""
+        try:
+            trunk_id = KSR.pv.getvs("$uac_req(evparam)", "")
+            code = int(KSR.pv.getvs("$uac_req(evcode)", "0") or 0)
+            reg = trunk_registration.registration(
+                self.config.get().trunks[trunk_id], self.node
+            ) if trunk_id in self.config.get().trunks else None  # fmt: skip
+            if reg is None:
+                return 1
+            state = trunk_registration.outcome(self.trunk_registrar.state(trunk_id), code)
+            self.trunk_registrar.mark(trunk_id, state, time.time(), code)
+            self.trace_registration(reg, state, code=code)
+        except redis.RedisError as exc:
+            KSR.warn(f"sipio trunk registration state not saved, Redis: {exc}\n")
+        finally:
+            self.flush_events()
+        return 1
+
+    def trace_registration(
+        self, reg: trunk_registration.Registration, outcome: str, **data: Any
+    ) -> None:
+        text = self.events.add("trunk_register", reg.call_id, trunk_id=reg.trunk_id,
+                               outcome=outcome, **data)  # fmt: skip
+        KSR.info(f"sipio {text}\n")
 
     # -- tracing --------------------------------------------------------------------------------
     def trace(self, kind: str, **data: Any) -> None:

@@ -190,6 +190,11 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
                 tuple(t.inbound_ips or ()),
                 t.auth_username,
                 t.auth_secret_ref,
+                bool(t.do_register),
+                t.realm,
+                t.from_domain,
+                t.from_user,
+                t.expire_sec,
             )
             for t in rows[m.SipTrunk]
         },

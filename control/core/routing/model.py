@@ -106,6 +106,12 @@ class Trunk:
     # Digest credentials towards the carrier: the password stays in the secret store.
     auth_username: str | None = None
     auth_secret_ref: str | None = None
+    # Registration with the carrier (kemi/trunk_registration.py).
+    do_register: bool = False
+    realm: str | None = None
+    from_domain: str | None = None
+    from_user: str | None = None
+    expire_sec: int = 3600
 
     @cached_property
     def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
