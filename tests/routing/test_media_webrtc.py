@@ -4,11 +4,13 @@ offered DTLS-SRTP with ICE while the desk phone and the caller keep plain RTP/AV
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 
 from control.demo import sipp
+from control.kamailio import KamailioRpc
 from control.rtpengine import NgClient
 from control.settings import Settings
 from control.stack.ports import free_port
@@ -70,3 +72,49 @@ def test_a_webrtc_callee_is_offered_dtls_and_the_phones_plain_rtp(stack: Setting
     time.sleep(0.5)
     assert set(ng.list_calls()) - before == set()  # BYE deleted the call, branches included
     ng.close()
+
+
+def test_a_reinvite_towards_a_webrtc_callee_stays_dtls(stack: Settings) -> None:
+    """Later offers keep each side's profile: DTLS-SRTP towards the browser, RTP towards the
+    phone (rtpengine remembers each side's protocol; the options sent agree with it)."""
+    prov = Provisioner(stack)
+    tenant = prov.tenant("Browsers2", "browsers2.example.com")
+    callee_user = tenant.user_with_devices("8501")
+    prov.patch("sip_devices", callee_user["devices"][0]["id"], {"is_webrtc": 1})
+    caller_user = tenant.user_with_devices("8502")
+    settle(stack)
+    web = registered(stack, tenant, callee_user)
+    caller = registered(stack, tenant, caller_user)
+    answering = sipp.start(SCENARIOS / "uas_webrtc_reinvite.xml", None, local_port=web.port,
+                           timeout=20, extra=["-mp", str(free_port())])  # fmt: skip
+    calling = sipp.start(
+        SCENARIOS / "uac_reinvite.xml", proxy(stack), timeout=20,
+        keys={"user": caller.user, "domain": tenant.domain, "dialled": "8501"},
+        auth=(caller.user, caller.password), extra=["-mp", str(free_port())],
+    )  # fmt: skip
+    # The dialog remembers both kinds: phone caller, WebRTC callee (read from its answer).
+    rpc, learnt = KamailioRpc(stack.kamailio_rpc_socket), False
+    deadline = time.monotonic() + 5
+    while not learnt and time.monotonic() < deadline:
+        learnt = '"sipio_media": "apw"' in json.dumps(rpc.call("dlg.list"))
+        time.sleep(0.1)
+    result, answered = calling.wait(), answering.wait()
+    assert learnt
+    assert result.ok, result.output
+    assert answered.ok, answered.output
+
+    offers = [s for s in sdps(answered.messages) if s.direction == "received"]
+    assert [s.first_line.split()[0] for s in offers] == ["INVITE", "INVITE"]
+    blocks = answered.messages.split("INVITE sip:")[1:]
+    assert len(blocks) == 2
+    for block in blocks:  # the first INVITE and the re-INVITE alike
+        sdp = block[block.index("v=0") :]
+        assert re.search(r"^m=audio \d+ UDP/TLS/RTP/SAVPF ", sdp, re.M), sdp
+        assert "a=fingerprint:" in sdp
+    answers = [s for s in sdps(result.messages) if s.direction == "received"]
+    assert [s.first_line for s in answers] == ["SIP/2.0 200 OK", "SIP/2.0 200 OK"]
+    for block in result.messages.split("SIP/2.0 200 OK")[1:3]:
+        sdp = block[block.index("v=0") : block.index("-----")]
+        assert re.search(r"^m=audio \d+ RTP/AVP ", sdp, re.M), sdp
+        assert "a=fingerprint:" not in sdp
+    assert all(anchored(stack, s, 0) for s in offers + answers)
