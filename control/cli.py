@@ -62,10 +62,12 @@ def _vault_options(func: Any) -> Any:
         click.option("--vault-token-file", type=file, envvar="SIPIO_VAULT_TOKEN_FILE",
                      help="File holding the token [else $SIPIO_VAULT_TOKEN]."),
         click.option("--vault-role-id", envvar="SIPIO_VAULT_ROLE_ID", help="AppRole role id."),
-        click.option("--vault-role-id-file", type=file, help="File holding the role id."),
+        click.option("--vault-role-id-file", type=file, envvar="SIPIO_VAULT_ROLE_ID_FILE",
+                     help="File holding the role id."),
         click.option("--vault-secret-id-file", type=file, envvar="SIPIO_VAULT_SECRET_ID_FILE",
                      help="File holding the AppRole secret id [else $SIPIO_VAULT_SECRET_ID]."),
-        click.option("--vault-ca-cert", type=file, help="CA bundle (PEM) for https."),
+        click.option("--vault-ca-cert", type=file, envvar="SIPIO_VAULT_CA_CERT",
+                     help="CA bundle (PEM) for https."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -572,6 +574,8 @@ def reconcile(state_dir: Path, every: float, grace: float, status_file: Path | N
             detail = f"released {report.released} stale calls, repaired {report.drifted} counters"
         except KamailioRpcError as exc:
             ok, detail = False, f"Kamailio: {exc}"
+        except redis.RedisError as exc:  # an outage: try again next pass, never exit
+            ok, detail = False, f"Redis: {exc}"
         if status_file is not None:
             status_file.write_text(json.dumps({"ts": time.time(), "ok": ok, "detail": detail}))
         click.echo(f"reconcile: {detail}")
