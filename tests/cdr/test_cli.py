@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
 from control.cdr.build import dead_rows, new_cdr
@@ -76,3 +78,29 @@ def test_export_compact_tables_dead_letters_and_trace(tmp_path: Path, sipio_bin:
     assert any(line.split()[:2] == ["call_cdr", "3"] for line in tables.stdout.splitlines())
     dead = sipio(sipio_bin, "cdr", "dead-letters", *state)
     assert dead.stdout.startswith("1 dead letters") and "no field 'e'" in dead.stdout
+
+
+def test_compact_sweeps_old_orphan_files(tmp_path: Path, sipio_bin: str) -> None:
+    """`sipio cdr compact` on a real local lake: an old file no snapshot references goes, a
+    young one and every referenced file stay."""
+    settings = Settings(state_dir=tmp_path / "state")
+    settings.save()
+    lake = Lake(settings)
+    lake.ensure()
+    for n in range(3):
+        row = {**new_cdr(f"c{n}", T0 + n), "account_id": "acc_1"}
+        lake.commit(CALL_CDR, {"s": f"{n + 1}-0"}, [row])
+    data = Path(lake.table(CALL_CDR).location().removeprefix("file://")) / "data"
+    old, young = data / "left-by-a-failed-commit.parquet", data / "in-flight.parquet"
+    for planted in (old, young):
+        planted.write_bytes(b"PAR1")
+    files = [p for p in data.parent.rglob("*") if p.is_file() and p != young]
+    past = time.time() - 2 * 86_400
+    for path in files:
+        os.utime(path, (past, past))
+    compacted = sipio(sipio_bin, "cdr", "compact", "--state-dir", str(settings.state_dir))
+    assert compacted.returncode == 0, compacted.stderr
+    assert "orphans_removed=1" in compacted.stdout + compacted.stderr
+    assert not old.exists() and young.exists()
+    assert all(path.exists() for path in files if path != old)
+    assert sorted(r["call_id"] for r in lake.read(CALL_CDR).to_pylist()) == ["c0", "c1", "c2"]
