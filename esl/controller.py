@@ -213,7 +213,9 @@ class CallRun:
     ) -> Step:
         assert self.doc is not None
         command = _command(pending) if pending else None
-        if state.ended or command is None:
+        # a feature's hand-off (a transfer into a queue) resumes itself; other ended flows stop
+        handoff = command is not None and command.kind in self.ctl.features
+        if (state.ended and not handoff) or command is None:
             reason = "ended" if state.ended else "nothing_pending"
             return Step(Command(CommandKind.HANGUP, {"cause": "normal_clearing", "reason": reason},
                                 state.seq, state.node_id), state)  # fmt: skip

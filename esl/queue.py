@@ -47,6 +47,8 @@ import structlog
 from control.core.acd import AcdError, NotOffered, Offer, QueueConfig
 from control.core.flow import Command
 from control.live.acd import AcdStore
+from control.secrets import SecretStore, default_store
+from control.secrets.errors import SecretStoreError
 from esl import apps
 from esl.client import Execution
 from esl.connection import CommandError, EslError
@@ -92,13 +94,14 @@ class QueueFeature:
         *,
         http: HttpRunner | None = None,
         timers: QueueTimers | None = None,
-        secret: Callable[[str], str | None] | None = None,
+        secrets: Callable[[], SecretStore] = default_store,
     ) -> None:
-        """``secret`` resolves an option's ``webhook_secret_ref`` (none: no bearer token)."""
+        """``secrets``: where an option's ``webhook_secret_ref`` (its bearer token) is
+        resolved, at use time."""
         self.acd, self.queues = acd, queues
         self.http = http or HttpRunner()
         self.timers = timers or QueueTimers()
-        self.secret = secret
+        self.secrets = secrets
         self._watching: weakref.WeakSet[OutboundSession] = weakref.WeakSet()
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -395,11 +398,12 @@ class Hold:
     async def _webhook(self, option: QueueOption) -> None:
         waiting = await self._acd(self.f.acd.waiting, self.cfg, self.ctx.call_id)
         headers = {}
-        token = self.f.secret(option.webhook_secret_ref) if (
-            self.f.secret and option.webhook_secret_ref
-        ) else None  # fmt: skip
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        if option.webhook_secret_ref:
+            try:
+                token = await asyncio.to_thread(self.f.secrets().resolve, option.webhook_secret_ref)
+                headers["Authorization"] = f"Bearer {token}"
+            except (SecretStoreError, ValueError) as exc:  # sent without; the value never logged
+                self.call.log.warning("esl.queue.webhook_secret", error=type(exc).__name__)
         body = {
             "event": "in_queue_option", "accountId": self.ctx.account_id,
             "queueId": self.cfg.id, "callId": self.ctx.call_id, "digit": option.digit,
@@ -494,9 +498,7 @@ class Hold:
 
     async def _play(self, prompts: list[dict[str, Any]]) -> None:
         try:
-            files = apps._prompts(
-                prompts, self.ctx.account_id, {"language": self.language}, self.media
-            )
+            files = apps.prompt_files(prompts, self.ctx.account_id, self.language, self.media)
         except apps.PlanError as exc:
             self.call.log.warning("esl.queue.bad_prompt", error=str(exc))
             return

@@ -21,12 +21,15 @@ from sqlalchemy import Engine
 
 from control.core.flow import CommandKind
 from control.db.engine import make_engine
+from control.live.acd import AcdStore
 from esl.apps import MediaConfig
 from esl.conference import ConferenceFeature, ConferenceStore
 from esl.controller import Controller, ControllerConfig, Feature
 from esl.flows import SqlFlowSource
 from esl.http_command import HttpPolicy, HttpRunner
 from esl.outbound import OutboundServer
+from esl.queue import QueueFeature
+from esl.queues_source import SqlQueueSource
 from esl.session_store import SessionStore
 from esl.voicemail import VoicemailConfig, VoicemailFeature, VoicemailStore
 
@@ -54,7 +57,7 @@ async def serve(
     http = HttpRunner(config.http)
     controller = Controller(
         store, SqlFlowSource(engine), http, config.controller,
-        features=media_features(engine, config),
+        features={**media_features(engine, config), **queue_features(engine, config, http)},
     )  # fmt: skip
     server = OutboundServer(controller.handle, config.host, config.port)
     host, port = await server.start()
@@ -86,6 +89,15 @@ def media_features(engine: Engine, config: ServiceConfig) -> dict[CommandKind, F
         CommandKind.VOICEMAIL: VoicemailFeature(VoicemailStore(engine), config.voicemail),
         CommandKind.CONFERENCE: ConferenceFeature(ConferenceStore(engine)),
     }
+
+
+def queue_features(
+    engine: Engine, config: ServiceConfig, http: HttpRunner
+) -> dict[CommandKind, Feature]:
+    """Queued callers (esl/queue.py): ACD state in the same Redis as the sessions, queue
+    rows, in-queue options and memberships read from the config DB (2 s cache)."""
+    acd = AcdStore.from_url(config.redis_url)
+    return {CommandKind.ENQUEUE: QueueFeature(acd, SqlQueueSource(engine), http=http)}
 
 
 def summary(controller: Controller) -> dict[str, float]:

@@ -7,26 +7,36 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
+from sqlalchemy import insert
 
 from control.core.flow import CommandKind
 from control.core.presence import Available, Login, Membership, Profile, Register, Seat
+from control.db import make_engine
+from control.db import models as m
+from control.db.migrate import upgrade
 from control.live.acd import AcdStore
+from control.stack.ports import free_port
 from esl.controller import Controller, ControllerConfig
 from esl.flows import FlowSource
 from esl.http_command import HttpPolicy, HttpRunner
 from esl.outbound import OutboundServer
 from esl.queue import QueueFeature, QueueTimers, leg_uuid
 from esl.queues_source import QueueOption, QueueSetup, StaticQueueSource
-from esl.session_store import SessionStore
-from tests.esl.harness import new_account, static, trace
+from esl.session_store import STREAM, SessionStore
+from tests.esl.harness import new_account, static
 from tests.esl.peer import Caller, CallRecord, FreeSwitchPeer, Reaction, bridge_legs, sipio_headers
+from tests.esl.test_takeover import _controller
 
 MOH = "local_stream://moh"
 TIMERS = QueueTimers(poll_sec=0.05, hold_slice_sec=1, viable_every_sec=0.2)
@@ -75,6 +85,47 @@ def make_available(acd: AcdStore, account: str, user: str, queue_id: str = "q_1"
 def agent(acd: AcdStore, account: str, user: str) -> tuple[str, str, str | None, int]:
     a = acd.presence.get(account, user)
     return a.status, a.state, a.pause_reason, a.misses
+
+
+class Watch:
+    """Every ``sipio:events`` entry from now on, read as it is written: the stack's CDR
+    collector trims entries it has consumed, so reading the stream afterwards can miss some."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=5.0)
+        self.seen: list[dict[str, Any]] = []
+        self.last = "$"
+        self.stop = threading.Event()
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        self.started.wait(5)
+
+    def _read(self) -> None:
+        info = self.client.xinfo_stream(STREAM) if self.client.exists(STREAM) else None
+        self.last = info["last-generated-id"].decode() if info else "0-0"
+        self.started.set()
+        while not self.stop.is_set():
+            for _, entries in self.client.xread({STREAM: self.last}, block=100) or []:
+                for entry_id, fields in entries:
+                    self.last = entry_id.decode()
+                    self.seen.append(json.loads(fields[b"e"]))
+
+    def __call__(self, call_id: str) -> list[dict[str, Any]]:
+        time.sleep(0.3)  # the last entries
+        return [e for e in self.seen if e.get("call_id") == call_id]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.client.close()
+
+
+@pytest.fixture
+def trace(redis_url: str) -> Iterator[Watch]:
+    watch = Watch(redis_url)
+    yield watch
+    watch.close()
 
 
 @dataclass
@@ -156,9 +207,7 @@ def details(events: list[dict[str, Any]]) -> list[str]:
     return [e["data"]["detail"] for e in events if e["type"] == "queue_step"]
 
 
-def test_instant_connect_bridges_a_ready_agent_without_hold(
-    redis_url: str, redis_sync: redis.Redis
-) -> None:
+def test_instant_connect_bridges_a_ready_agent_without_hold(redis_url: str, trace: Watch) -> None:
     account = new_account()
     queues = setup(account, ("u_1",), wrap_up_sec=1)
 
@@ -181,7 +230,7 @@ def test_instant_connect_bridges_a_ready_agent_without_hold(
     assert f"origination_uuid={leg_uuid(call.uuid, 'u_1')}" in dial
     assert dial.endswith("]sofia/internal/u_1@127.0.0.1:5060")
     assert call.bridged == ["u_1"] and call.hung_up_by == "controller"
-    events = trace(redis_sync, call.call_id)
+    events = trace(call.call_id)
     assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]
     assert details(events) == ["joined", "ring", "answered", "finished"]
     flow_end = [e for e in events if e["type"] == "flow_step"][-1]  # a transfer: no edges
@@ -192,7 +241,7 @@ def test_instant_connect_bridges_a_ready_agent_without_hold(
     assert ctl.acd.live(account, "q_1")["readyAgents"] == 1
 
 
-def test_caller_holds_until_an_agent_becomes_ready(redis_url: str, redis_sync: redis.Redis) -> None:
+def test_caller_holds_until_an_agent_becomes_ready(redis_url: str, trace: Watch) -> None:
     """The agent is logged in but not ready: the caller hears MOH and a position
     announcement; when the agent goes available, the MOH is broken and the agent rung."""
     account = new_account()
@@ -219,14 +268,12 @@ def test_caller_holds_until_an_agent_becomes_ready(redis_url: str, redis_sync: r
     assert announcement.split("!")[1].endswith("/system/en-US/number_1.wav")
     assert any(c.startswith(f"api uuid_break {call.uuid}") for c in call.commands)
     assert apps_of(call)[-1] == "bridge" and call.bridged == ["u_1"]
-    events = trace(redis_sync, call.call_id)
+    events = trace(call.call_id)
     assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]
     assert "announce" in details(events)
 
 
-def test_no_answer_rings_the_next_agent_and_auto_pauses(
-    redis_url: str, redis_sync: redis.Redis
-) -> None:
+def test_no_answer_rings_the_next_agent_and_auto_pauses(redis_url: str, trace: Watch) -> None:
     """longest_idle: u_1 (free first) rings and does not answer; with max_no_answer 1 it is
     paused (no_answer) and u_2 gets the caller."""
     account = new_account()
@@ -247,7 +294,7 @@ def test_no_answer_rings_the_next_agent_and_auto_pauses(
     assert bridges(call) == [["u_1"], ["u_2"]] and call.bridged == ["u_2"]
     assert agent(ctl.acd, account, "u_1") == ("on_break", "waiting", "no_answer", 1)
     assert agent(ctl.acd, account, "u_2")[:2] == ("available", "waiting")  # no wrap-up
-    events = trace(redis_sync, call.call_id)
+    events = trace(call.call_id)
     assert kinds(events) == [
         "queue_join",
         "queue_offer",
@@ -300,9 +347,7 @@ def test_wrap_up_blocks_the_agent_then_it_takes_the_next_caller(redis_url: str) 
     assert apps_of(two)[:4] == ["answer", "multiset", "playback", "bridge"]  # held during wrap-up
 
 
-def test_timeout_continues_at_the_queue_timeout_target(
-    redis_url: str, redis_sync: redis.Redis
-) -> None:
+def test_timeout_continues_at_the_queue_timeout_target(redis_url: str, trace: Watch) -> None:
     """A direct queue target (no flow exits): max_wait_sec runs out, the queue's own
     timeout_dest (voicemail) takes the call; agents stay as they were."""
     account = new_account()
@@ -322,7 +367,7 @@ def test_timeout_continues_at_the_queue_timeout_target(
     call, ctl, took = asyncio.run(main())
     assert 1.0 <= took < 5.0
     assert "bridge" not in apps_of(call)
-    events = trace(redis_sync, call.call_id)
+    events = trace(call.call_id)
     assert kinds(events) == ["queue_join", "queue_timeout"]
     steps = [(e["node_id"], e["outcome"], e["data"]["step"], e["data"].get("detail"))
              for e in events if e["type"] == "flow_step"]  # fmt: skip
@@ -338,7 +383,7 @@ def test_timeout_continues_at_the_queue_timeout_target(
 
 
 def test_abandon_while_agents_ring_releases_them_without_a_miss(
-    redis_url: str, redis_sync: redis.Redis
+    redis_url: str, trace: Watch
 ) -> None:
     account = new_account()
     queues = setup(account, ("u_1",), max_no_answer=1)
@@ -360,13 +405,13 @@ def test_abandon_while_agents_ring_releases_them_without_a_miss(
     call, ctl = asyncio.run(main())
     assert call.hung_up_by == "caller"
     assert agent(ctl.acd, account, "u_1") == ("available", "waiting", None, 0)
-    events = trace(redis_sync, call.call_id)
+    events = trace(call.call_id)
     assert kinds(events) == ["queue_join", "queue_offer", "queue_abandon"]
     assert details(events)[-1] == "exit"
     assert ctl.acd.live(account, "q_1")["waiting"] == 0
 
 
-def test_queue_full_is_an_exit_the_flow_handles(redis_url: str, redis_sync: redis.Redis) -> None:
+def test_queue_full_is_an_exit_the_flow_handles(redis_url: str, trace: Watch) -> None:
     account = new_account()
     flow = {
         "id": "flow_q", "name": "q", "version": 1, "start": "entry",
@@ -391,7 +436,7 @@ def test_queue_full_is_an_exit_the_flow_handles(redis_url: str, redis_sync: redi
                 peer.call(
                     [ctl.address],
                     headers,
-                    phones(first, moh=lambda n: Reaction(delay=1.5, hangup=True)),
+                    phones(first, moh=lambda n: Reaction(delay=0.8, hangup=True)),
                 )
             )
             await asyncio.sleep(0.5)
@@ -400,13 +445,11 @@ def test_queue_full_is_an_exit_the_flow_handles(redis_url: str, redis_sync: redi
 
     held, full = asyncio.run(main())
     assert apps_of(full) == ["answer", "speak"] and "busy" in dict(full.apps)["speak"]
-    assert kinds(trace(redis_sync, full.call_id)) == ["queue_leave"]
-    assert kinds(trace(redis_sync, held.call_id)) == ["queue_join", "queue_abandon"]
+    assert kinds(trace(full.call_id)) == ["queue_leave"]
+    assert kinds(trace(held.call_id)) == ["queue_join", "queue_abandon"]
 
 
-def test_in_queue_callback_key_keeps_the_place_and_hangs_up(
-    redis_url: str, redis_sync: redis.Redis
-) -> None:
+def test_in_queue_callback_key_keeps_the_place_and_hangs_up(redis_url: str, trace: Watch) -> None:
     account = new_account()
     callback = QueueOption(digit="2", action="callback", prompt_media_id="media_cb_ok")
     queues = setup(account, ("u_1",), options=(callback,))
@@ -427,7 +470,7 @@ def test_in_queue_callback_key_keeps_the_place_and_hangs_up(
         f"/var/lib/sipio/media/{account}/media_cb_ok.wav",
     ) in call.apps  # the confirmation
     assert call.hung_up_by == "controller"
-    events = trace(redis_sync, call.call_id)
+    events = trace(call.call_id)
     assert kinds(events) == ["queue_join", "queue_callback", "queue_leave"]
     recorded = next(e for e in events if e["type"] == "queue_callback")
     joined = next(e for e in events if e["type"] == "queue_join")
@@ -439,9 +482,7 @@ def test_in_queue_callback_key_keeps_the_place_and_hangs_up(
     ]
 
 
-def test_controller_killed_mid_hold_another_resumes_the_queue(
-    redis_url: str, redis_sync: redis.Redis
-) -> None:
+def test_controller_killed_mid_hold_another_resumes_the_queue(redis_url: str, trace: Watch) -> None:
     """Controller A dies while the caller holds; FreeSWITCH ends the MOH slice and resumes
     into controller B, which re-joins (original enqueue time) and connects the agent."""
     account = new_account()
@@ -467,7 +508,7 @@ def test_controller_killed_mid_hold_another_resumes_the_queue(
 
     call, b = asyncio.run(main())
     assert call.connections == 2 and call.bridged == ["u_1"]
-    events = trace(redis_sync, call.call_id)
+    events = trace(call.call_id)
     assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]  # joined once
     assert details(events)[:2] == ["joined", "rejoined"]
     rejoined = [e for e in events if e["type"] == "queue_step"][1]
@@ -479,7 +520,7 @@ def test_controller_killed_mid_hold_another_resumes_the_queue(
 
 
 def test_controller_killed_while_bridged_ends_the_call_cleanly(
-    redis_url: str, redis_sync: redis.Redis
+    redis_url: str, trace: Watch
 ) -> None:
     """A dies while the caller talks to the agent; the bridge lasts (FreeSWITCH resumes the
     dialplan only after it), B sees the bridge went to the agent's leg: wrap-up, call over,
@@ -503,13 +544,94 @@ def test_controller_killed_while_bridged_ends_the_call_cleanly(
     call, b = asyncio.run(main())
     assert call.connections == 2 and bridges(call) == [["u_1"]]
     assert call.hung_up_by == "controller"
-    events = trace(redis_sync, call.call_id)
+    events = trace(call.call_id)
     assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]
     assert details(events)[-1] == "taken_over_after_bridge"
     assert agent(b.acd, account, "u_1")[:2] == ("available", "wrap_up")
-    end = [e for e in events if e["type"] == "flow_step"][-1]
-    assert end["outcome"] == "answered"
+    taken = [e for e in events if e["type"] == "queue_step"][-1]
+    assert taken["data"]["controller"] == "ctl-b" and taken["data"]["agent"] == "u_1"
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value)
+def _queue_db(path: Path, account: str) -> str:
+    """A config DB with one queue, one agent seated in it and one in-queue option."""
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as c:
+        c.execute(insert(m.Account).values(id=account, name="queues"))
+        c.execute(
+            insert(m.SipUser).values(id="u_1", account_id=account, username="1001", is_agent=1)
+        )
+        c.execute(insert(m.Queue).values(**queue_row(account, agent_ring_timeout_sec=3)))
+        c.execute(
+            insert(m.AgentQueueAssignment).values(
+                id="aqa_1", account_id=account, queue_id="q_1", user_id="u_1", tier_level=1
+            )
+        )
+        c.execute(
+            insert(m.InQueueOption).values(
+                id="iqo_1", account_id=account, queue_id="q_1", digit="0", action="hangup"
+            )
+        )
+    engine.dispose()
+    return url
+
+
+def test_killed_controller_process_mid_hold_is_replaced(
+    tmp_path: Path, redis_url: str, trace: Watch
+) -> None:
+    """``sipio esl-controller`` (queues from the config DB) is SIGKILLed while the caller
+    holds; the MOH slice ends, FreeSWITCH resumes into a new process, which re-joins the
+    caller at its place and connects the agent once it is ready."""
+    account = new_account()
+    db_url = _queue_db(tmp_path / "queues.db", account)
+    acd = AcdStore.from_url(redis_url)
+    seat(acd, account, "u_1", ready=False)
+    port = free_port(udp=False)
+    slice_over = asyncio.Event()
+    holding = asyncio.Event()
+
+    def moh(n: int) -> Reaction | None:
+        if n == 0:
+            holding.set()
+            return Reaction(hold=slice_over)  # the slice playback_timeout_sec bounds
+        return None
+
+    one = _controller(tmp_path, port, redis_url, db_url, "ctl-1")
+    second = None
+
+    async def main() -> CallRecord:
+        nonlocal second
+        address = ("127.0.0.1", port)
+        headers = sipio_headers(account, "queue:q_1")
+        call = asyncio.create_task(
+            FreeSwitchPeer().call([address, address], headers, phones(first, moh=moh), timeout=30)
+        )
+        await asyncio.wait_for(holding.wait(), 10)
+        await asyncio.sleep(0.3)
+        one.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(one.wait, 10)
+        second = await asyncio.to_thread(_controller, tmp_path, port, redis_url, db_url, "ctl-2")
+        slice_over.set()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(make_available, acd, account, "u_1")
+        return await asyncio.wait_for(call, 20)
+
+    try:
+        call = asyncio.run(main())
+    finally:
+        for process in (one, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(10)
+    assert call.connections == 2 and call.bridged == ["u_1"]
+    events = trace(call.call_id)
+    assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]
+    steps = [
+        (e["data"]["detail"], e["data"]["controller"]) for e in events if e["type"] == "queue_step"
+    ]
+    assert steps[:2] == [("joined", "ctl-1"), ("rejoined", "ctl-2")]
+    answer = next(e for e in events if e["type"] == "queue_answer")
+    assert answer["waited_ms"] >= 1300  # from the first join, not the second
+    assert acd.presence.get(account, "u_1").state == "waiting"  # wrap_up_sec 0
+    assert acd.live(account, "q_1")["waiting"] == 0
