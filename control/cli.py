@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from control import logs
 from control.db.migrate import MigrationError, current_revision, head_revision, upgrade
-from control.settings import Settings
+from control.settings import SETTINGS_ENV, Settings
 from control.stack import supervisor
 from control.stack.ports import free_stack_ports
 
@@ -534,6 +535,10 @@ def esl_controller(
     from esl.service import ServiceConfig, media_config, run
 
     settings = _stack_settings(state_dir)
+    if settings.settings_path.exists():
+        # PIN and token checks open the secret store from SIPIO_SETTINGS (default_store):
+        # the stack's own settings, Vault address and credentials files included.
+        os.environ[SETTINGS_ENV] = str(settings.settings_path)
     config = ServiceConfig(
         redis_url=redis_url or settings.redis_url,
         db_url=db_url or settings.db_url,
@@ -574,8 +579,6 @@ def reconcile(state_dir: Path, every: float, grace: float, status_file: Path | N
             detail = f"released {report.released} stale calls, repaired {report.drifted} counters"
         except KamailioRpcError as exc:
             ok, detail = False, f"Kamailio: {exc}"
-        except redis.RedisError as exc:  # an outage: try again next pass, never exit
-            ok, detail = False, f"Redis: {exc}"
         if status_file is not None:
             status_file.write_text(json.dumps({"ts": time.time(), "ok": ok, "detail": detail}))
         click.echo(f"reconcile: {detail}")

@@ -29,6 +29,11 @@ ENTRY_POINTS = {
     "entry.Collector = Idle\nentry.serve(SETTINGS)",
     "secrets command": "from control.secrets.__main__ import main\n"
     'main(["check", "--state-dir", STATE], standalone_mode=False)',
+    # Started by hand (no FreeSWITCH under `sipio up`): it finds the stack's settings itself.
+    "esl controller": "import esl.service\nesl.service.run = lambda config: None\n"
+    "from control.cli import main\n"
+    'main(["esl-controller", "--state-dir", STATE], standalone_mode=False)\n'
+    "from control.secrets import default_store\ndefault_store().resolve(sys.argv[2])",
     "kemi (Kamailio)": "import types\nsys.modules['KSR'] = types.ModuleType('KSR')\n"
     "from kemi.routing import Router\nRouter.from_env()",
 }
@@ -70,7 +75,8 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 def test_a_process_logs_the_secrets_it_resolved_masked(state: Path, entry: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIPIO_")}
-    env[SETTINGS_ENV] = str(state / "settings.json")
+    if entry != "esl controller":
+        env[SETTINGS_ENV] = str(state / "settings.json")  # as `sipio up` starts them
     run = subprocess.run(
         [sys.executable, "-c", PROBE.format(entry=ENTRY_POINTS[entry]), str(state), REF],
         env=env, capture_output=True, text=True, timeout=60, cwd=state,
