@@ -579,6 +579,8 @@ def reconcile(state_dir: Path, every: float, grace: float, status_file: Path | N
             detail = f"released {report.released} stale calls, repaired {report.drifted} counters"
         except KamailioRpcError as exc:
             ok, detail = False, f"Kamailio: {exc}"
+        except redis.RedisError as exc:  # an outage: try again next pass, never exit
+            ok, detail = False, f"Redis: {exc}"
         if status_file is not None:
             status_file.write_text(json.dumps({"ts": time.time(), "ok": ok, "detail": detail}))
         click.echo(f"reconcile: {detail}")
