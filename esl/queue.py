@@ -280,7 +280,7 @@ class Hold:
         ring = max(1, min(cfg.agent_ring_timeout_sec, math.ceil(remaining)))
         legs = {leg_uuid(ctx.uuid, user): user for user in offer.user_ids}
         bridged = self.session.conn.expect(
-            lambda e: e.name == "CHANNEL_BRIDGE" and e.get("Other-Leg-Unique-ID") in legs
+            lambda e: e.name == "CHANNEL_BRIDGE" and _answerer(e, legs) is not None
         )
         try:
             execution = await self.session.execute(
@@ -311,14 +311,13 @@ class Hold:
         cause = (done.variable("originate_disposition") if done else None) or "no completion"
         missed = await self._acd(self.f.acd.missed, cfg, ctx.call_id)
         await self._trace("no_answer", agents=list(missed), cause=cause)
-        await self._set_hold_variables()  # nothing changed; cheap insurance after a bridge
         return None
 
     async def _talk(
         self, event: Event, legs: dict[str, str], execution: Execution
     ) -> tuple[str, dict[str, Any]] | None:
         cfg, ctx = self.cfg, self.ctx
-        agent = legs[event.get("Other-Leg-Unique-ID") or ""]
+        agent = _answerer(event, legs) or ""
         try:
             await self._acd(self.f.acd.answered, cfg, ctx.call_id, agent)
         except NotOffered:  # its lease ran out meanwhile: it may not keep the caller
@@ -526,6 +525,16 @@ class Hold:
         await store.redis.xadd(
             store.stream, {"e": json.dumps(event, separators=(",", ":"), default=str)}
         )
+
+
+def _answerer(event: Event, legs: dict[str, str]) -> str | None:
+    """The agent whose leg answered: by the leg uuid we chose, else by the number dialled
+    (the agent's user id) should the uuid not have been honoured."""
+    by_uuid = legs.get(event.get("Other-Leg-Unique-ID") or "")
+    if by_uuid is not None:
+        return by_uuid
+    number = event.get("Other-Leg-Destination-Number")
+    return number if number in legs.values() else None
 
 
 def _digit(future: asyncio.Future[Event]) -> str:

@@ -548,7 +548,7 @@ class FreeSwitchPeer:
         if limit.isdigit() and int(limit) > 0:
             ends.append(asyncio.ensure_future(asyncio.sleep(int(limit))))
         if not arg.startswith(STREAM) and reaction.hold is None:  # a file ends by itself
-            ends.append(asyncio.ensure_future(asyncio.sleep(max(reaction.delay, 0.05))))
+            ends.append(asyncio.ensure_future(asyncio.sleep(max(reaction.delay, 0.05) + 0.2)))
         try:
             if reaction.digits or reaction.hangup:
                 await asyncio.wait(ends, timeout=reaction.delay, return_when="FIRST_COMPLETED")

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -550,6 +551,128 @@ def test_controller_killed_while_bridged_ends_the_call_cleanly(
     assert agent(b.acd, account, "u_1")[:2] == ("available", "wrap_up")
     taken = [e for e in events if e["type"] == "queue_step"][-1]
     assert taken["data"]["controller"] == "ctl-b" and taken["data"]["agent"] == "u_1"
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[tuple[dict[str, str], dict[str, Any]]]]]:
+    """A webhook receiver: (headers, JSON body) per POST."""
+    seen: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append((dict(self.headers), json.loads(body)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_file_moh_and_a_deflect_key_that_keeps_the_caller_holding(
+    redis_url: str, trace: Watch, hook: tuple[str, list[tuple[dict[str, str], dict[str, Any]]]]
+) -> None:
+    """moh_mode file: the queue's own file, restarted from the top; key 1 fires the webhook,
+    plays the confirmation and the caller keeps holding until the agent is ready."""
+    url, seen = hook
+    account = new_account()
+    deflect = QueueOption(digit="1", action="deflect", webhook_url=url, prompt_media_id="media_ok")
+    queues = setup(account, ("u_1",), options=(deflect,), moh_mode="file", moh_media_id="moh_acme")
+    moh_file = f"/var/lib/sipio/media/{account}/moh_acme.wav"
+
+    def react(app: str, arg: str, n: int) -> Reaction | None:
+        if app == "bridge":
+            return Reaction(answered_by="u_1", delay=0.1, talk=0.1)
+        if app == "playback" and arg == moh_file and n == 0:
+            return Reaction(digits="1", delay=0.2)
+        if app == "playback" and arg == moh_file:
+            return Reaction(delay=0.5)
+        return None
+
+    async def main() -> CallRecord:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1", ready=False)
+            placed = asyncio.ensure_future(
+                FreeSwitchPeer().call(
+                    [ctl.address], sipio_headers(account, "queue:q_1"), Caller(react=react)
+                )
+            )
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(make_available, ctl.acd, account, "u_1")
+            return await placed
+
+    call = asyncio.run(main())
+    played = [arg for app, arg in call.apps if app == "playback"]
+    assert played[0] == moh_file and played[1] == f"/var/lib/sipio/media/{account}/media_ok.wav"
+    assert played.count(moh_file) >= 2  # holding again after the key
+    assert f"transfer_ringback={moh_file}" in dict(call.apps)["multiset"]
+    assert call.bridged == ["u_1"]
+    assert len(seen) == 1
+    headers, body = seen[0]
+    assert "Authorization" not in headers
+    assert body["digit"] == "1" and body["action"] == "deflect" and body["queueId"] == "q_1"
+    assert body["callId"] == call.call_id and body["position"] == 1
+    events = trace(call.call_id)
+    assert kinds(events) == ["queue_join", "queue_offer", "queue_answer"]
+    hooked = next(
+        e for e in events if e["type"] == "queue_step" and e["data"]["detail"] == "webhook"
+    )
+    assert hooked["data"]["status"] == 204
+
+
+def test_route_key_and_no_agents_continue_at_their_targets(redis_url: str, trace: Watch) -> None:
+    """Key 3 routes the caller to a voicemail box (handled, not abandoned); a queue nobody
+    is logged into sends the next caller to its no_agents target at once."""
+    account = new_account()
+    route = QueueOption(digit="3", action="route", dest_kind="voicemail", dest_id="vm_sales")
+    queues = {
+        **setup(account, ("u_1",), options=(route,)),
+        **setup(
+            account, ("u_2",), "q_2", no_agents_dest_kind="voicemail", no_agents_dest_id="vm_2"
+        ),
+    }
+
+    async def main() -> tuple[CallRecord, CallRecord]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1", ready=False)
+            peer = FreeSwitchPeer()
+            keyed = await peer.call(
+                [ctl.address],
+                sipio_headers(account, "queue:q_1"),
+                phones(first, moh=lambda n: Reaction(digits="3", delay=0.2)),
+            )
+            empty = await peer.call([ctl.address], sipio_headers(account, "queue:q_2"))
+            return keyed, empty
+
+    keyed, empty = asyncio.run(main())
+    events = trace(keyed.call_id)
+    assert kinds(events) == ["queue_join", "queue_leave"]
+    assert next(e for e in events if e["type"] == "queue_leave")["reason"] == "route"
+    ends = [
+        e["data"]["detail"]
+        for e in events
+        if e["type"] == "flow_step" and e["data"]["step"] == "end"
+    ]
+    assert ends[:2] == ["transfer", "enqueue_route:voicemail:vm_sales"]
+    events = trace(empty.call_id)
+    assert kinds(events) == ["queue_join", "queue_leave"]
+    assert next(e for e in events if e["type"] == "queue_leave")["reason"] == "no_agents"
+    ends = [
+        e["data"]["detail"]
+        for e in events
+        if e["type"] == "flow_step" and e["data"]["step"] == "end"
+    ]
+    assert ends[:2] == ["transfer", "enqueue_no_agents:voicemail:vm_2"]
+    assert "playback" not in apps_of(empty)  # never held
 
 
 def _queue_db(path: Path, account: str) -> str:
