@@ -30,6 +30,7 @@ VAULTED = {
     "freeswitch_esl_password": "Kx3.vaulted_Esl+Pass-0123456789",
     "signalwire_token": "pat_vaulted_token",
     "postgres_password": "pg/vaulted&pass:0123",
+    "sipio_approle_secret_id": "vaulted-secret-id-0123",
 }
 EXTRA_VARS = {"sipio_deploy_secrets": VAULTED}
 

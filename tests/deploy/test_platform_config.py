@@ -75,6 +75,10 @@ def test_settings_json_is_valid_for_control_settings(inventory: Inventory, host:
         "sipio",
     )
     assert url.password == VAULTED["postgres_password"]  # '/', '&' and ':' survive the URL
+    # Tenant secrets: the shared OpenBao store; its AppRole secret id stays out of the file.
+    assert settings.secrets.backend == "vault"
+    assert str(settings.secrets.vault.secret_id_file) == "/etc/sipio/bao-secret-id"
+    assert VAULTED["sipio_approle_secret_id"] not in json.dumps(data)
 
 
 def test_settings_overrides_reach_the_file() -> None:

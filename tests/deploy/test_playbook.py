@@ -14,6 +14,7 @@ import pytest
 
 from tests.deploy.inventory import ANSIBLE_DIR, VAULTED, Inventory
 from tests.deploy.test_freeswitch_config import MEDIA_NODES, rendered_by_ansible_equals_plain_render
+from tests.deploy.test_platform_config import host_units
 
 PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
@@ -55,7 +56,7 @@ def test_site_and_render_playbooks_pass_the_syntax_check(tmp_path: Path) -> None
     assert "playbook: site.yml" in result.stdout
 
 
-def test_ansible_renders_the_freeswitch_configuration_the_tests_check(tmp_path: Path) -> None:
+def test_ansible_renders_the_files_the_tests_check(tmp_path: Path) -> None:
     out = tmp_path / "render"
     result = ansible(
         tmp_path, "render.yml", "-e", f"render_dir={out}", "-e", secrets_file(tmp_path, VAULTED)
@@ -68,12 +69,31 @@ def test_ansible_renders_the_freeswitch_configuration_the_tests_check(tmp_path: 
         assert stat.S_IMODE((conf / "fs_cli.conf").stat().st_mode) == 0o600
         socket_conf = conf / "autoload_configs" / "event_socket.conf.xml"
         assert stat.S_IMODE(socket_conf.stat().st_mode) == 0o640
+    plain = Inventory()
+    for host in ("sip1", "app1", "app2"):
+        root = out / host / "sipio"
+        settings = root / "var/lib/sipio/settings.json"
+        assert json.loads(settings.read_text()) == json.loads(
+            plain.render("sipio", "settings.json.j2", host)
+        )  # and Ansible's validate step loaded it with control/settings.py
+        assert stat.S_IMODE(settings.stat().st_mode) == 0o600
+        units = {p.name: p.read_text() for p in (root / "etc/systemd/system").iterdir()}
+        expected = {u["name"] + ".service": u for u in host_units(plain, host)}
+        assert units.keys() == expected.keys()
+        for name, text in units.items():
+            want = plain.render("sipio", "sipio.service.j2", host, unit=expected[name])
+            assert text.splitlines()[1:] == want.splitlines()[1:], name  # past the header
+        secret_id = root / "etc/sipio/bao-secret-id"
+        assert secret_id.read_text() == VAULTED["sipio_approle_secret_id"] + "\n"
+        assert stat.S_IMODE(secret_id.stat().st_mode) == 0o440
+    assert VAULTED["postgres_password"] not in result.stdout
+    assert VAULTED["sipio_approle_secret_id"] not in result.stdout
     # A second run changes nothing.
     again = ansible(
         tmp_path, "render.yml", "-e", f"render_dir={out}", "-e", secrets_file(tmp_path, VAULTED)
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "changed=0" in again.stdout and "changed=1" not in again.stdout
+    assert again.stdout.count("changed=0") == 5, again.stdout
 
 
 @pytest.mark.parametrize("password", ["cluecon", "has space in it 123456"])
@@ -83,7 +103,14 @@ def test_a_weak_or_malformed_event_socket_password_stops_the_play(
     out = tmp_path / "render"
     secrets = {**VAULTED, "freeswitch_esl_password": password}
     result = ansible(
-        tmp_path, "render.yml", "-e", f"render_dir={out}", "-e", secrets_file(tmp_path, secrets)
+        tmp_path,
+        "render.yml",
+        "--limit",
+        "media1",
+        "-e",
+        f"render_dir={out}",
+        "-e",
+        secrets_file(tmp_path, secrets),
     )
     assert result.returncode != 0
     assert "freeswitch_esl_password must be set from Vault/OpenBao" in result.stdout
