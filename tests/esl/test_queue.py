@@ -36,7 +36,16 @@ from esl.queue import QueueFeature, QueueTimers, leg_uuid
 from esl.queues_source import QueueOption, QueueSetup, StaticQueueSource
 from esl.session_store import STREAM, SessionStore
 from tests.esl.harness import new_account, static
-from tests.esl.peer import Caller, CallRecord, FreeSwitchPeer, Reaction, bridge_legs, sipio_headers
+from tests.esl.peer import (
+    Caller,
+    CallRecord,
+    Channel,
+    FreeSwitchPeer,
+    Reaction,
+    bridge_event,
+    bridge_legs,
+    sipio_headers,
+)
 from tests.esl.test_takeover import _controller
 
 MOH = "local_stream://moh"
@@ -673,6 +682,60 @@ def test_route_key_and_no_agents_continue_at_their_targets(redis_url: str, trace
     ]
     assert ends[:2] == ["transfer", "enqueue_no_agents:voicemail:vm_2"]
     assert "playback" not in apps_of(empty)  # never held
+
+
+def test_ewt_exit_at_join_continues_at_the_queue_target(redis_url: str, trace: Watch) -> None:
+    """Estimated wait (position 1 x AHT 600 s / 1 ready agent) above the 60 s threshold: the
+    caller never joins and goes to the queue's ewt target; the agent is not rung."""
+    account = new_account()
+    queues = setup(
+        account, ("u_1",), ewt_threshold_sec=60, ewt_aht_sec=600,
+        ewt_dest_kind="voicemail", ewt_dest_id="vm_busy",
+    )  # fmt: skip
+
+    async def main() -> tuple[CallRecord, Ctl]:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1")
+            call = await FreeSwitchPeer().call(
+                [ctl.address], sipio_headers(account, "queue:q_1"), phones(first)
+            )
+            return call, ctl
+
+    call, ctl = asyncio.run(main())
+    assert apps_of(call) == ["answer"]  # neither hold nor bridge
+    events = trace(call.call_id)
+    leave = next(e for e in events if e["type"] == "queue_leave")
+    assert (leave["reason"], leave["joined"], leave["ewt_sec"]) == ("ewt", False, 600)
+    ends = [
+        e["data"]["detail"]
+        for e in events
+        if e["type"] == "flow_step" and e["data"]["step"] == "end"
+    ]
+    assert ends[:2] == ["transfer", "enqueue_ewt:voicemail:vm_busy"]
+    assert agent(ctl.acd, account, "u_1") == ("available", "waiting", None, 0)
+
+
+def test_bridge_events_are_the_recorded_frame_around_the_calls_channel() -> None:
+    """CHANNEL_BRIDGE / CHANNEL_UNBRIDGE: the recorded event's own headers (Event-Calling-*,
+    Bridge-*, Other-*) with their recorded values, in the recorded order, around the headers
+    of the channel every other peer event carries."""
+    peer = FreeSwitchPeer()
+    own = ("Event-Calling", "Bridge-", "Other-")
+    for name in ("CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE"):
+        recorded = bridge_event(name)
+        template = peer._template(Channel(peer, {}, Caller()), name, {})[0]
+        assert dict(template)["Event-Name"] == name
+        assert [p for p in template if p[0].startswith(own)] == [
+            p for p in recorded if p[0].startswith(own)
+        ]
+        execute = peer.full.event("CHANNEL_EXECUTE", Application="playback")
+        skip = (*own, "Event-Name", "Application")
+        assert [p for p in template if not p[0].startswith(skip)] == [
+            p for p in execute if not p[0].startswith(skip)
+        ]
+        names = [h for h, _ in template if not h.startswith("variable_")]
+        shared = [h for h, _ in recorded if h in names]
+        assert [h for h in names if h in shared] == shared  # event headers in recorded order
 
 
 def _queue_db(path: Path, account: str) -> str:
