@@ -1,7 +1,7 @@
 """Offers after the first one, anchored on the real rtpengine by the KEMI routing: a re-INVITE
-with a new SDP in the middle of a call, and a late offer (INVITE without SDP, offer in the 200,
-answer in the ACK). Each side must only ever see rtpengine's address, and RTP must flow both
-ways through it afterwards."""
+or an UPDATE with a new SDP in the middle of a call, and a late offer (INVITE without SDP, offer
+in the 200, answer in the ACK). Each side must only ever see rtpengine's address, and RTP must
+flow both ways through it afterwards."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from control.demo import sipp
 from control.rtpengine import NgClient
@@ -41,7 +43,9 @@ def sdps(messages: str) -> list[Sdp]:
         if not (head and body and media and origin):
             continue
         lines = [line.strip() for line in block.splitlines()]
-        first = next(line for line in lines if line.startswith(("SIP/2.0 ", "INVITE ", "ACK ")))
+        first = next(
+            line for line in lines if line.startswith(("SIP/2.0 ", "INVITE ", "UPDATE ", "ACK "))
+        )
         found.append(Sdp(head.group(1), first, body.group(1), int(media.group(1)), origin.group(1)))
     return found
 
@@ -67,24 +71,27 @@ def watch_call(ng: NgClient, before: set[str], until: float) -> tuple[str | None
     return call_id, counts
 
 
-def test_a_reinvite_mid_call_is_anchored_both_ways(stack: Settings) -> None:
-    tenant = Provisioner(stack).tenant("Reinvite", "reinvite.example.com")
+@pytest.mark.parametrize("method", ["INVITE", "UPDATE"])
+def test_a_new_offer_mid_call_is_anchored_both_ways(stack: Settings, method: str) -> None:
+    """re-INVITE (with its ACK) or UPDATE (RFC 3311, no ACK) carrying a new SDP."""
+    scenario = "reinvite" if method == "INVITE" else "update"
+    tenant = Provisioner(stack).tenant(f"Mid{method}", f"mid-{scenario}.example.com")
     callee_user = tenant.user_with_devices("8201")
     caller_user = tenant.user_with_devices("8202")
     settle(stack)
     callee = registered(stack, tenant, callee_user)
     caller = registered(stack, tenant, caller_user)
     callee_media, caller_media = free_port(), free_port()
-    answering = sipp.start(SCENARIOS / "uas_reinvite.xml", None, local_port=callee.port,
+    answering = sipp.start(SCENARIOS / f"uas_{scenario}.xml", None, local_port=callee.port,
                            timeout=20, extra=["-rtp_echo", "-mp", str(callee_media)])  # fmt: skip
     ng = NgClient(stack.ng_host, stack.ng_port)
     before = set(ng.list_calls())
     calling = sipp.start(
-        SCENARIOS / "uac_reinvite.xml", proxy(stack), timeout=20,
+        SCENARIOS / f"uac_{scenario}.xml", proxy(stack), timeout=20,
         keys={"user": caller.user, "domain": tenant.domain, "dialled": "8201"},
         auth=(caller.user, caller.password), extra=["-mp", str(caller_media)],
     )  # fmt: skip
-    # RTP is sent only after the re-INVITE: packets both ways prove the re-anchored path.
+    # RTP is sent only after the new offer: packets both ways prove the re-anchored path.
     call_id, counts = watch_call(ng, before, time.monotonic() + 10)
     result, answered = calling.wait(), answering.wait()
     assert result.ok, result.output
@@ -93,12 +100,12 @@ def test_a_reinvite_mid_call_is_anchored_both_ways(stack: Settings) -> None:
     assert len(counts) == 2 and min(counts) > 0, counts
 
     at_callee = [s for s in sdps(answered.messages) if s.direction == "received"]
-    assert [s.first_line.split()[0] for s in at_callee] == ["INVITE", "INVITE"]
+    assert [s.first_line.split()[0] for s in at_callee] == ["INVITE", method]
     assert at_callee[1].version == "2"  # the caller's new SDP, relayed ...
     assert all(anchored(stack, s, caller_media) for s in at_callee), at_callee  # ... via rtpengine
     at_caller = [s for s in sdps(result.messages) if s.direction == "received"]
     assert [s.first_line for s in at_caller] == ["SIP/2.0 200 OK", "SIP/2.0 200 OK"]
-    assert at_caller[1].version == "3"  # the callee's answer to the re-INVITE ...
+    assert at_caller[1].version == "3"  # the callee's answer to the new offer ...
     assert all(anchored(stack, s, callee_media) for s in at_caller), at_caller  # ... anchored
     # rtpengine keeps each party's port across the re-offer: the media never moved.
     assert at_callee[0].port == at_callee[1].port and at_caller[0].port == at_caller[1].port
