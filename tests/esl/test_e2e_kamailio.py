@@ -6,14 +6,22 @@ IVR, and its ``dial`` bridges back through Kamailio to a registered SIPp phone."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 import time
+import uuid as uuidlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from control.demo import sipp
 from control.settings import Settings
+from control.stack.ports import free_port
 from esl.apps import MediaConfig
 from tests.esl.fs_sip import FsSip
 from tests.esl.harness import running, static
@@ -56,6 +64,20 @@ def dial_menu(flow_id: str, user_id: str, timeout_sec: int = 15) -> dict[str, An
             edge("sales", "sorry", "busy"), edge("sales", "sorry", "failed"),
         ],
     }  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def kept_events(stack: Settings) -> Iterator[None]:
+    """The stack's collector trims ``sipio:events`` once every consumer group has read it; a
+    group of our own that reads nothing keeps this test's events until it is gone."""
+    client = redis.Redis.from_url(stack.redis_url)
+    group = f"e2e-{uuidlib.uuid4().hex[:8]}"
+    client.xgroup_create("sipio:events", group, id="$", mkstream=True)
+    try:
+        yield
+    finally:
+        client.xgroup_destroy("sipio:events", group)
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -217,4 +239,212 @@ def test_an_unanswered_bridge_is_cancelled_at_its_call_timeout(
     steps = [(e["node_id"], e["outcome"]) for e in a_leg if e["type"] == "flow_step"]
     assert steps == [("entry", "default"), ("menu", "digit:1"), ("sales", "no_answer"),
                      ("sorry", None)], steps  # fmt: skip
+    assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
+
+
+# --- queues: the ACD offering agents through Kamailio (sipio esl-controller processes) -----------
+
+
+@dataclass
+class Controllers:
+    """``sipio esl-controller`` processes on the dialplan's ``socket`` list (failover order)."""
+
+    stack: Settings
+    media_root: Path
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    def start(self, node: str) -> subprocess.Popen[str]:
+        port = free_port(udp=False)
+        sipio = Path(sys.executable).parent / "sipio"
+        process = subprocess.Popen(
+            [str(sipio), "esl-controller", "--state-dir", str(self.stack.state_dir),
+             "--port", str(port), "--node-id", node, "--proxy", proxy(self.stack),
+             "--media-root", str(self.media_root)],
+            stdout=subprocess.PIPE, stderr=(self.media_root.parent / f"{node}.log").open("w"),
+            text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("listening"), line
+        self.processes.append(process)
+        self.ports.append(port)
+        return process
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", port) for port in self.ports]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+
+@pytest.fixture
+def controllers(stack: Settings, tmp_path: Path) -> Iterator[Controllers]:
+    running_ = Controllers(stack, tmp_path / "media")
+    try:
+        yield running_
+    finally:
+        running_.stop()
+
+
+def agent_view(prov: Provisioner, user_id: str) -> dict[str, Any]:
+    status, body = prov.call("GET", f"/v1/agents?userId={user_id}")
+    assert status == 200 and body["items"], body
+    return dict(body["items"][0])
+
+
+def agent_control(prov: Provisioner, user_id: str, event: str, **more: Any) -> dict[str, Any]:
+    status, body = prov.call("POST", "/v1/agents/state",
+                             {"userId": user_id, "event": event, **more})  # fmt: skip
+    assert status == 200, body
+    return dict(body)
+
+
+def wait_for(check: Any, within: float = 8.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+@dataclass
+class QueueSetup:
+    queue: dict[str, Any]
+    agents: list[dict[str, Any]]
+    phones: list[Any]
+    did: str
+
+
+def queue_with_agents(
+    stack: Settings, tenant: Tenant, did: str, names: tuple[str, ...], **queue: Any
+) -> QueueSetup:
+    """A sequential queue (agents in the order given), each agent's phone registered and the
+    agent logged in and available through the presence API."""
+    row = tenant.make("queues", {"name": f"q{did[-4:]}", "strategy": "sequential",
+                                 "agent_ring_timeout_sec": 3, "max_wait_sec": 30,
+                                 "wrap_up_sec": 2, "announce_position": 0, **queue})  # fmt: skip
+    agents = [tenant.user_with_devices(name, is_agent=1) for name in names]
+    for position, agent in enumerate(agents):
+        tenant.make("agent_queue_assignments", {"queue_id": row["id"], "user_id": agent["id"],
+                                                "position": position})  # fmt: skip
+    tenant.make("dids", {"e164": did, "dest_kind": "queue", "dest_id": row["id"]})
+    settle(stack)
+    phones = [registered(stack, tenant, agent) for agent in agents]
+    for agent in agents:
+        assert wait_for(lambda a=agent: agent_view(tenant.p, a["id"])["reachable"]), agent
+        agent_control(tenant.p, agent["id"], "login", queues=[{"queueId": row["id"], "level": 1}])
+        agent_control(tenant.p, agent["id"], "available")
+        view = agent_view(tenant.p, agent["id"])
+        assert (view["status"], view["state"]) == ("available", "waiting"), view
+        assert [s["queueId"] for s in view["queues"]] == [row["id"]], view
+    return QueueSetup(row, agents, phones, did)
+
+
+def test_queue_offers_by_strategy_and_counts_a_missed_offer(
+    stack: Settings, carrier: str, umbrella: Tenant, controllers: Controllers
+) -> None:
+    q = queue_with_agents(stack, umbrella, "4930600010", ("6201", "6202"), max_no_answer=1)
+    first, second = q.agents
+    ringing = q.phones[0].ring(timeout=30)  # agent 1 lets it ring
+    answering = sipp.start(SCENARIOS / "uas_answer_hangup.xml", None, local_port=q.phones[1].port,
+                           timeout=30)  # fmt: skip
+    controllers.start("ctl-1")
+
+    async def main() -> tuple[sipp.SippResult, FsSip]:
+        fs = await FsSip(FreeSwitchPeer(), controllers.addresses).start(media_port(stack))
+        try:
+            result = await asyncio.to_thread(caller_call, stack, "+" + q.did)
+            await fs.wait_idle(20)
+        finally:
+            await fs.stop()
+        return result, fs
+
+    result, fs = asyncio.run(main())
+    rang, answered = ringing.wait(), answering.wait()
+    time.sleep(0.5)
+    events = call_events(stack, fs.finished[0].dialog.call_id) if fs.finished else []
+    seen = f"media node saw {fs.log}, ran {[c.record.apps for c in fs.finished if c.record]}, " \
+        f"trace {[(e['type'], e.get('data')) for e in events]}"  # fmt: skip
+    assert result.ok, result.output + seen
+    assert rang.ok, rang.output + seen  # INVITE, then CANCEL at the agent ring timeout
+    assert answered.ok, answered.output + seen
+    (call,) = fs.finished
+    assert [leg.user for leg in call.bridges] == [first["id"], second["id"]]
+    assert call.bridges[0].responses[-1] == 487 and call.bridges[1].answered
+    assert call.record is not None and call.record.bridged == [second["id"]]
+
+    # The caller's trace: the ACD's decisions and the runner's steps, in order.
+    queue_events = [e for e in events if e["type"].startswith("queue_")]
+    assert [(e["type"], (e.get("data") or {}).get("detail")) for e in queue_events] == [
+        ("queue_join", None), ("queue_step", "joined"),
+        ("queue_offer", None), ("queue_step", "ring"),
+        ("queue_miss", None), ("queue_step", "no_answer"),
+        ("queue_offer", None), ("queue_step", "ring"),
+        ("queue_answer", None), ("queue_step", "answered"), ("queue_step", "finished"),
+    ], queue_events  # fmt: skip
+    offers = [e["agent_ids"] for e in queue_events if e["type"] == "queue_offer"]
+    assert offers == [[first["id"]], [second["id"]]]  # sequential: position order
+    assert events[-1]["type"] == "call_ended"
+    # Agent 1's miss is counted (max_no_answer 1: on break, "no_answer"); agent 2 wraps up,
+    # then is ready again.
+    missed = agent_view(umbrella.p, first["id"])
+    assert (missed["status"], missed["pauseReason"]) == ("on_break", "no_answer"), missed
+    took = agent_view(umbrella.p, second["id"])
+    assert took["state"] == "wrap_up" and took["wrapUntil"], took
+    assert wait_for(lambda: agent_view(umbrella.p, second["id"])["state"] == "waiting", 6)
+    assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
+
+
+def test_nobody_answers_and_the_queue_overflows_to_voicemail(
+    stack: Settings, carrier: str, umbrella: Tenant, controllers: Controllers
+) -> None:
+    box = umbrella.make("voicemail_boxes", {"name": "overflow"})
+    q = queue_with_agents(stack, umbrella, "4930600011", ("6301",), max_wait_sec=5,
+                          timeout_dest_kind="voicemail", timeout_dest_id=box["id"])  # fmt: skip
+    ringing = q.phones[0].ring(timeout=30)
+    controllers.start("ctl-1")
+
+    async def main() -> tuple[sipp.SippResult, FsSip]:
+        fs = await FsSip(FreeSwitchPeer(), controllers.addresses).start(media_port(stack))
+        try:
+            result = await asyncio.to_thread(caller_call, stack, "+" + q.did)
+            await fs.wait_idle(20)
+        finally:
+            await fs.stop()
+        return result, fs
+
+    result, fs = asyncio.run(main())
+    rang = ringing.stop()
+    time.sleep(0.5)
+    events = call_events(stack, fs.finished[0].dialog.call_id) if fs.finished else []
+    apps = [c.record.apps for c in fs.finished if c.record]
+    seen = (
+        f"media node saw {fs.log}, ran {apps}, trace {[(e['type'], e.get('data')) for e in events]}"
+    )
+    assert result.ok, result.output + seen
+    assert first_request_line(rang.messages) is not None, seen  # the agent was offered it
+    kinds = [(e["type"], (e.get("data") or {}).get("detail")) for e in events]
+    timeout_at = kinds.index(("queue_timeout", None))
+    assert kinds[timeout_at + 1] == ("queue_step", "exit") and events[timeout_at + 1]["data"][
+        "exit"] == "timeout", kinds  # fmt: skip
+    assert kinds.count(("queue_miss", None)) >= 1 and ("queue_answer", None) not in kinds
+    # The queue's own timeout target: the voicemail box, run by the same controller.
+    flows = [e["data"]["flow_id"] for e in events[timeout_at:] if e["type"] == "flow_step"]
+    assert f"target_voicemail_{box['id']}" in flows, flows
+    (ran,) = apps
+    after = [app for app, _ in ran[len(ran) - ran[::-1].index(next(a for a in ran[::-1]
+             if a[0] == "bridge")):]]  # fmt: skip
+    assert "record" in after, ran
+    record = dict(ran)["record"]
+    assert record.startswith(str(controllers.media_root / umbrella.id / "vm") + "/"), record
+    assert events[-1]["type"] == "call_ended"
+    view = agent_view(umbrella.p, q.agents[0]["id"])
+    assert (view["status"], view["state"]) == ("available", "waiting"), view  # not left ringing
     assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
