@@ -77,11 +77,21 @@ def _load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def role_defaults() -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for path in sorted(ROLES_DIR.glob("*/defaults/main.yml")):
-        merged.update(_load(path))
-    return merged
+def role_defaults(role: str | None = None) -> dict[str, Any]:
+    """The defaults a role sees: its meta dependencies' first, then its own. Without a role,
+    every role's (for tests that compare values across roles)."""
+    if role is None:
+        merged: dict[str, Any] = {}
+        for path in sorted(ROLES_DIR.glob("*/defaults/main.yml")):
+            merged.update(_load(path))
+        return merged
+    meta = ROLES_DIR / role / "meta" / "main.yml"
+    merged = {}
+    for dependency in _load(meta).get("dependencies", []) if meta.exists() else []:
+        name = dependency["role"] if isinstance(dependency, dict) else dependency
+        merged.update(role_defaults(name))
+    defaults = ROLES_DIR / role / "defaults" / "main.yml"
+    return merged | (_load(defaults) if defaults.exists() else {})
 
 
 def _walk(
@@ -156,13 +166,18 @@ class Inventory:
         self,
         extra_vars: Mapping[str, Any] | None = None,
         hosts_yaml: Mapping[str, Any] | None = None,
+        role: str | None = None,
     ) -> None:
+        """``role``: only that role's defaults are visible, as in a play that runs it alone
+        (a role must not rely on another role's defaults)."""
+        self._args = (extra_vars, hosts_yaml)
+        self._scoped: dict[str, Inventory] = {}
         tree = hosts_yaml if hosts_yaml is not None else _load(INVENTORY_DIR / "hosts.yml")
         hosts: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, list[str]] = {}
         _walk("all", tree["all"], hosts, self.groups)
         self.groups["ungrouped"] = []
-        common = {**role_defaults(), **_load(INVENTORY_DIR / "group_vars" / "all.yml")}
+        common = {**role_defaults(role), **_load(INVENTORY_DIR / "group_vars" / "all.yml")}
         self.hostvars: dict[str, HostVars] = {}
         for host, own in hosts.items():
             raw = {**common, **own, **(extra_vars if extra_vars is not None else EXTRA_VARS)}
@@ -184,7 +199,9 @@ class Inventory:
             keep_trailing_newline=True,
         )
         source = (ROLES_DIR / role / "templates" / template).read_text()
-        variables: Mapping[str, Any] = self.hostvars[host]
+        if role not in self._scoped:
+            self._scoped[role] = Inventory(*self._args, role=role)
+        variables: Mapping[str, Any] = self._scoped[role].hostvars[host]
         if local:
             variables = _Layer(local, variables)
         return str(render_string(env, source, variables))
