@@ -1,6 +1,9 @@
-"""A plain phone calls a user whose devices are a desk phone and a WebRTC device: Kamailio
-offers each branch on its own (tm branch route, rtpengine via-branch), so the browser is
-offered DTLS-SRTP with ICE while the desk phone and the caller keep plain RTP/AVP."""
+"""WebRTC devices and phones in one call, anchored by the KEMI routing on the real rtpengine.
+
+A phone calls a user whose devices are a desk phone and a WebRTC device: Kamailio offers each
+branch on its own (tm branch route, rtpengine via-branch), so the browser is offered DTLS-SRTP
+with ICE while the desk phone and the caller keep plain RTP/AVP; later offers keep each side's
+profile; and a WebRTC caller reaches a phone with plain RTP."""
 
 from __future__ import annotations
 
@@ -118,3 +121,32 @@ def test_a_reinvite_towards_a_webrtc_callee_stays_dtls(stack: Settings) -> None:
         assert re.search(r"^m=audio \d+ RTP/AVP ", sdp, re.M), sdp
         assert "a=fingerprint:" not in sdp
     assert all(anchored(stack, s, 0) for s in offers + answers)
+
+
+def test_a_webrtc_caller_reaches_a_phone_with_plain_rtp(stack: Settings) -> None:
+    """The other way: the browser's offer becomes plain RTP for the phone, and the phone's
+    answer DTLS-SRTP for the browser."""
+    prov = Provisioner(stack)
+    tenant = prov.tenant("Browsers3", "browsers3.example.com")
+    callee_user = tenant.user_with_devices("8601")
+    caller_user = tenant.user_with_devices("8602")
+    prov.patch("sip_devices", caller_user["devices"][0]["id"], {"is_webrtc": 1})
+    settle(stack)
+    desk = registered(stack, tenant, callee_user)
+    web = registered(stack, tenant, caller_user)
+    answering = desk.answer(timeout=15)
+    result = sipp.run(
+        SCENARIOS / "uac_webrtc_call.xml", proxy(stack), timeout=20,
+        keys={"user": web.user, "domain": tenant.domain, "dialled": "8601"},
+        auth=(web.user, web.password), extra=["-mp", str(free_port())],
+    )  # fmt: skip
+    answered = answering.wait()
+    assert result.ok, result.output
+    assert answered.ok, answered.output
+
+    to_desk = sdp_of(answered.messages, "INVITE ")
+    assert re.search(r"^m=audio \d+ RTP/AVP ", to_desk, re.M), to_desk
+    assert "a=fingerprint:" not in to_desk and "a=ice-ufrag:" not in to_desk
+    to_browser = sdp_of(result.messages, "SIP/2.0 200 OK")
+    assert re.search(r"^m=audio \d+ UDP/TLS/RTP/SAVPF ", to_browser, re.M), to_browser
+    assert "a=fingerprint:" in to_browser and "a=candidate:" in to_browser
