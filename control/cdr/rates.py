@@ -45,13 +45,11 @@ class RateBook:
         wanted = set(accounts)
         if not wanted:
             return {}
-        from sqlalchemy.exc import SQLAlchemyError
-
         now = time.monotonic()
         try:
             self._refresh(wanted, now)
-        except SQLAlchemyError as exc:  # keep what was read last; retry next batch
-            log.warning("rates unavailable", error=type(exc).__name__)
+        except Exception as exc:  # pricing never stalls ingestion: keep what was read last
+            log.warning("rates unavailable; retrying next batch", error=type(exc).__name__)
         return {a: table_of(a, self._parents, self._tables) for a in wanted}
 
     def _refresh(self, wanted: set[str], now: float) -> None:
