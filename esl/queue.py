@@ -46,7 +46,8 @@ import structlog
 
 from control.core.acd import AcdError, NotOffered, Offer, QueueConfig
 from control.core.flow import Command
-from control.live.acd import AcdStore
+from control.core.presence import PresenceError
+from control.live.acd import AcdConflict, AcdStore
 from control.secrets import SecretStore, default_store
 from control.secrets.errors import SecretStoreError
 from esl import apps
@@ -125,8 +126,12 @@ class QueueFeature:
         hold = Hold(self, call, command, setup, cfg)
         try:
             return await hold.run()
-        except AcdError as exc:
+        except (AcdError, AcdConflict, PresenceError) as exc:
+            # the ACD refused or kept conflicting: the caller leaves (best effort) by the
+            # no_agents exit rather than holding with nobody to offer it
             call.log.warning("esl.queue.refused", queue_id=queue_id, error=str(exc))
+            with contextlib.suppress(AcdError, AcdConflict, PresenceError, ValueError):
+                await asyncio.to_thread(self.acd.leave, cfg, call.ctx.call_id, "no_agents")
             return "no_agents", {"reason": str(exc)}
         finally:
             await hold.close()

@@ -493,8 +493,9 @@ def test_in_queue_callback_key_keeps_the_place_and_hangs_up(redis_url: str, trac
 
 
 def test_controller_killed_mid_hold_another_resumes_the_queue(redis_url: str, trace: Watch) -> None:
-    """Controller A dies while the caller holds; FreeSWITCH ends the MOH slice and resumes
-    into controller B, which re-joins (original enqueue time) and connects the agent."""
+    """Controller A is stopped (its sockets close) while the caller holds; FreeSWITCH
+    resumes into controller B, which re-joins (original enqueue time) and connects the agent
+    (a SIGKILLed process: test_killed_controller_process_mid_hold_is_replaced)."""
     account = new_account()
     queues = setup(account, ("u_1",))
 
@@ -532,7 +533,7 @@ def test_controller_killed_mid_hold_another_resumes_the_queue(redis_url: str, tr
 def test_controller_killed_while_bridged_ends_the_call_cleanly(
     redis_url: str, trace: Watch
 ) -> None:
-    """A dies while the caller talks to the agent; the bridge lasts (FreeSWITCH resumes the
+    """A stops while the caller talks to the agent; the bridge lasts (FreeSWITCH resumes the
     dialplan only after it), B sees the bridge went to the agent's leg: wrap-up, call over,
     nobody rung twice."""
     account = new_account()
