@@ -648,6 +648,8 @@ class Router:
                    realm=result.realm)  # fmt: skip
         KSR.tm.t_on_failure("ksr_failure_trunk")  # a second challenge ends the call there
         KSR.tm.t_on_reply("ksr_onreply_media")
+        if self.media_anchor.per_branch():
+            KSR.tm.t_on_branch("ksr_branch_media")  # the re-sent INVITE is offered again
         return bool(KSR.tm.t_relay() > 0)
 
     @staticmethod

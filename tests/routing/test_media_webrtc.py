@@ -150,3 +150,37 @@ def test_a_webrtc_caller_reaches_a_phone_with_plain_rtp(stack: Settings) -> None
     to_browser = sdp_of(result.messages, "SIP/2.0 200 OK")
     assert re.search(r"^m=audio \d+ UDP/TLS/RTP/SAVPF ", to_browser, re.M), to_browser
     assert "a=fingerprint:" in to_browser and "a=candidate:" in to_browser
+
+
+def test_the_no_answer_fallback_of_a_webrtc_callee_is_offered_on_its_own(
+    stack: Settings,
+) -> None:
+    """The browser does not answer; the failure route rings a desk phone instead: its branch
+    gets its own plain offer (per-branch mode holds for the whole call)."""
+    prov = Provisioner(stack)
+    tenant = prov.tenant("Browsers4", "browsers4.example.com")
+    target = tenant.user_with_devices("8701")
+    slow = tenant.user_with_devices(
+        "8702", ring_timeout_sec=2, fwd_noanswer_kind="user", fwd_noanswer_id=target["id"]
+    )
+    prov.patch("sip_devices", slow["devices"][0]["id"], {"is_webrtc": 1})
+    caller_user = tenant.user_with_devices("8703")
+    settle(stack)
+    ringing = registered(stack, tenant, slow).ring(timeout=15)
+    answering = registered(stack, tenant, target).answer(timeout=15)
+    caller = registered(stack, tenant, caller_user)
+    result = caller.call(proxy(stack), "8702")
+    rang, answered = ringing.wait(), answering.wait()
+    assert result.ok, result.output
+    assert rang.ok and answered.ok, rang.output + answered.output
+
+    to_browser = sdp_of(rang.messages, "INVITE ")
+    assert re.search(r"^m=audio \d+ UDP/TLS/RTP/SAVPF ", to_browser, re.M), to_browser
+    to_desk = sdp_of(answered.messages, "INVITE ")
+    assert re.search(r"^m=audio \d+ RTP/AVP ", to_desk, re.M), to_desk
+    assert "a=fingerprint:" not in to_desk
+    to_caller = sdp_of(result.messages, "SIP/2.0 200 OK")
+    assert re.search(r"^m=audio \d+ RTP/AVP ", to_caller, re.M), to_caller
+    at_desk = [s for s in sdps(answered.messages) if s.direction == "received"]
+    at_caller = [s for s in sdps(result.messages) if s.direction == "received"]
+    assert anchored(stack, at_desk[0], 0) and anchored(stack, at_caller[0], 0)
