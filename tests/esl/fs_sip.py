@@ -150,6 +150,11 @@ def branch() -> str:
     return f"z9hG4bK{uuidlib.uuid4().hex[:16]}"
 
 
+def _ring_sec(variables: dict[str, str]) -> float:
+    """A leg rings for its own ``leg_timeout``, else the bridge's ``call_timeout`` (60 s)."""
+    return float(variables.get("leg_timeout") or variables.get("call_timeout") or 60)
+
+
 def _disposition(causes: list[str]) -> str:
     """What FreeSWITCH reports when no leg answered: a timeout beats a busy leg beats the rest."""
     for cause in ("NO_ANSWER", "USER_BUSY"):
@@ -521,9 +526,8 @@ class FsSip(asyncio.DatagramProtocol):
         legs = [self._leg(call, variables, user, proxy) for variables, user, proxy in
                 dial_legs(arg)]  # fmt: skip
         attempts = {
-            asyncio.ensure_future(self._originate(leg, float(variables.get("call_timeout") or 60))):
-            leg for leg, variables in legs
-        }  # fmt: skip
+            asyncio.ensure_future(self._originate(leg, _ring_sec(v))): leg for leg, v in legs
+        }
         winner: Bridge | None = None
         causes: list[str] = []
         pending = set(attempts)

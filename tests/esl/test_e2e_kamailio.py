@@ -448,3 +448,57 @@ def test_nobody_answers_and_the_queue_overflows_to_voicemail(
     view = agent_view(umbrella.p, q.agents[0]["id"])
     assert (view["status"], view["state"]) == ("available", "waiting"), view  # not left ringing
     assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
+
+
+def test_a_controller_killed_mid_call_is_taken_over_with_state_kept(
+    stack: Settings, carrier: str, umbrella: Tenant, controllers: Controllers
+) -> None:
+    """SIGKILL while the caller talks to the agent: the bridge goes on (FreeSWITCH finishes the
+    running application), the dialplan's next ``socket`` reaches the second controller, which
+    finds the session in Redis, sees the bridge went to the agent and ends the call; the
+    agent wraps up and the admission counters fall back to zero."""
+    q = queue_with_agents(stack, umbrella, "4930600012", ("6401",), wrap_up_sec=1)
+    (agent,) = q.agents
+    answering = sipp.start(SCENARIOS / "uas_answer_hangup.xml", None, local_port=q.phones[0].port,
+                           timeout=30)  # fmt: skip
+    first = controllers.start("ctl-1")
+    controllers.start("ctl-2")
+
+    async def main() -> tuple[sipp.SippResult, FsSip, dict[str, Any]]:
+        fs = await FsSip(FreeSwitchPeer(), controllers.addresses).start(media_port(stack))
+        try:
+            calling = asyncio.ensure_future(asyncio.to_thread(caller_call, stack, "+" + q.did))
+            async with asyncio.timeout(15):  # the agent took the call (the ACD says so)
+                while (await asyncio.to_thread(agent_view, umbrella.p, agent["id"]))[
+                        "state"] != "in_call":  # fmt: skip
+                    await asyncio.sleep(0.05)
+            first.kill()  # mid-bridge, no goodbye
+            during = await asyncio.to_thread(agent_view, umbrella.p, agent["id"])
+            talking = [leg.answered for c in fs.calls.values() for leg in c.bridges]
+            result = await calling
+            await fs.wait_idle(20)
+        finally:
+            await fs.stop()
+        assert talking == [True], talking  # the kill came while the bridge was up
+        return result, fs, during
+
+    result, fs, during = asyncio.run(main())
+    answered = answering.wait()
+    time.sleep(0.5)
+    events = call_events(stack, fs.finished[0].dialog.call_id) if fs.finished else []
+    seen = f"media node saw {fs.log}, trace {[(e['type'], e.get('data')) for e in events]}"
+    assert result.ok, result.output + seen
+    assert answered.ok, answered.output + seen
+    (call,) = fs.finished
+    assert call.record is not None and call.record.connections == 2, call.record
+    assert call.record.hung_up_by == "controller" and call.record.bridged == [agent["id"]]
+    assert during["state"] == "in_call", during
+    owners = {(e.get("data") or {}).get("controller") for e in events} - {None}
+    assert owners == {"ctl-1", "ctl-2"}, owners
+    details = [(e.get("data") or {}).get("detail") for e in events if e["type"] == "queue_step"]
+    assert details[-1] == "taken_over_after_bridge", details
+    assert [e["type"] for e in events].count("queue_answer") == 1  # answered once, not twice
+    assert events[-1]["type"] == "call_ended"
+    assert wait_for(lambda: agent_view(umbrella.p, agent["id"])["state"] == "waiting", 6), (
+        agent_view(umbrella.p, agent["id"]))  # fmt: skip
+    assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
