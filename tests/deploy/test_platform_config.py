@@ -10,6 +10,7 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +250,48 @@ def test_postgresql_admits_the_sipio_hosts_only(inventory: Inventory) -> None:
     ]
     conf = inventory.render("postgresql", "sipio.conf.j2", "app1")
     assert "listen_addresses = 'localhost,10.20.0.31'" in conf
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    """systemd's own check of every unit (unknown keys, bad values, a missing executable),
+    with the venv pointed at this checkout's so ExecStart exists here."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze (Debian package systemd)"
+    venv = str(Path(sys.executable).parent.parent)
+    inventory = Inventory(extra_vars={"sipio_deploy_secrets": VAULTED, "sipio_venv": venv})
+    paths = []
+    for host in ("sip1", "app1"):
+        for unit in host_units(inventory, host):
+            path = tmp_path / f"{unit['name']}.service"
+            path.write_text(inventory.render("sipio", "sipio.service.j2", host, unit=unit))
+            paths.append(str(path))
+    assert len(paths) == 4
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", *paths],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_kamailio_drop_in_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """Debian's kamailio.service with the drop-in appended: systemd merges repeated sections
+    the way it merges a drop-in, so this is the unit systemd would run."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze (Debian package systemd)"
+    base = Path("/lib/systemd/system/kamailio.service")
+    assert base.exists(), "Debian package kamailio (make deps)"
+    venv = str(Path(sys.executable).parent.parent)
+    inventory = Inventory(extra_vars={"sipio_deploy_secrets": VAULTED, "sipio_venv": venv})
+    unit = tmp_path / "kamailio.service"
+    unit.write_text(base.read_text() + "\n" + inventory.render("kamailio", "sipio.conf.j2", "sip1"))
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
