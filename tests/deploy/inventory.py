@@ -192,13 +192,17 @@ class Inventory:
 
     def render(self, role: str, template: str, host: str, **local: Any) -> str:
         """A role's template file as the template module writes it for ``host``."""
+        source = (ROLES_DIR / role / "templates" / template).read_text()
+        return self.render_text(role, source, host, **local)
+
+    def render_text(self, role: str, source: str, host: str, **local: Any) -> str:
+        """Any template text of a role (a task argument, say), for ``host``."""
         env = _environment(
             Environment,
             loader=FileSystemLoader(ROLES_DIR / role / "templates"),
             trim_blocks=True,
             keep_trailing_newline=True,
         )
-        source = (ROLES_DIR / role / "templates" / template).read_text()
         if role not in self._scoped:
             self._scoped[role] = Inventory(*self._args, role=role)
         variables: Mapping[str, Any] = self._scoped[role].hostvars[host]

@@ -7,19 +7,23 @@ Redis, the Debian paths given on the command line after the file.
 
 from __future__ import annotations
 
+import secrets
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from control.rtpengine import NgClient, NgError
 from control.stack.components import CLEAN_PATH
 from control.stack.ports import free_port, free_udp_range
 from control.stack.process import ProcessRecord, log_tail, spawn, stop
-from tests.deploy.inventory import VAULTED, Inventory
+from tests.deploy.inventory import ROLES_DIR, VAULTED, Inventory
+from tests.harness.postgres import PostgresServer
 
 
 @pytest.fixture
@@ -110,3 +114,48 @@ def test_redis_runs_the_rendered_configuration(
         }
     finally:
         client.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_setup_creates_the_role_and_database_once(postgres: PostgresServer) -> None:
+    """The SQL the postgresql role feeds psql, against a real server: a role with the vaulted
+    password (stored as SCRAM), its database, and nothing created twice."""
+    tasks = yaml.safe_load((ROLES_DIR / "postgresql/tasks/main.yml").read_text())
+    task = next(t for t in tasks if t["name"] == "sipio role and database")
+    suffix = secrets.token_hex(4)
+    password = "it's-vaulted/&" + suffix
+    inventory = Inventory(
+        extra_vars={
+            "sipio_deploy_secrets": {**VAULTED, "postgres_password": password},
+            "sipio_db_user": f"sipio_app_{suffix}",
+            "sipio_db_name": f"sipio_db_{suffix}",
+        }
+    )
+    script = inventory.render_text("postgresql", task["ansible.builtin.command"]["stdin"], "app1")
+    argv = task["ansible.builtin.command"]["argv"]
+    server = [str(postgres.bindir / "psql"), "-h", "127.0.0.1", "-p", str(postgres.port)]
+    psql = [*server, "-U", "sipio", "-d", "postgres", *argv[1:]]
+
+    def run() -> str:
+        result = subprocess.run(
+            psql, input=script, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert password not in result.stdout + result.stderr
+        return result.stdout
+
+    assert "role created" in run()  # the task reports a change
+    assert "role exists" in run()  # and none the second time; the password is re-applied
+    query = (
+        "SELECT rolcanlogin, left(rolpassword, 14), "
+        f"(SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'sipio_db_{suffix}') "
+        f"FROM pg_authid WHERE rolname = 'sipio_app_{suffix}'"
+    )
+    check = subprocess.run(
+        [*server, "-U", "sipio", "-d", "postgres", "-X", "-t", "-A", "-c", query],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert check.stdout.strip() == f"t|SCRAM-SHA-256$|sipio_app_{suffix}"
