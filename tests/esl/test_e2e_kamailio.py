@@ -108,11 +108,43 @@ def media_port(stack: Settings) -> int:
     return int(stack.media_nodes[0].rsplit(":", 1)[1])
 
 
-def caller_call(stack: Settings, dialled: str) -> sipp.SippResult:
+def caller_call(
+    stack: Settings, dialled: str, scenario: str = "caller_until_bye.xml"
+) -> sipp.SippResult:
     return sipp.run(
-        SCENARIOS / "caller_until_bye.xml", proxy(stack), local_ip=CARRIER_IP, timeout=40,
+        SCENARIOS / scenario, proxy(stack), local_ip=CARRIER_IP, timeout=40,
         keys={"user": "4917012345", "domain": "carrier.example", "dialled": dialled},
     )  # fmt: skip
+
+
+def press(*keys: str) -> Any:
+    """The caller's keys, one menu after the other (what FreeSWITCH's DTMF detection got)."""
+    return lambda invite: Caller(on={"play_and_get_digits": [Reaction(digits=k) for k in keys]})
+
+
+def flow_call(
+    stack: Settings, tenant: Tenant, flow: dict[str, Any], dialled: str,
+    scenario: str = "caller_until_bye.xml",
+) -> tuple[sipp.SippResult, FsSip]:  # fmt: skip
+    """One carrier call into a flow run by an in-process controller, the media node on the
+    dispatcher set's port; returns once the media node has finished the call."""
+
+    async def main() -> tuple[sipp.SippResult, FsSip]:
+        media = MediaConfig(proxy=proxy(stack))
+        async with running(stack.redis_url, static(tenant.id, flow), media=media) as ctl:
+            fs = await FsSip(FreeSwitchPeer(), [ctl.address], press("1")).start(media_port(stack))
+            try:
+                result = await asyncio.to_thread(caller_call, stack, dialled, scenario)
+                await fs.wait_idle()
+            finally:
+                await fs.stop()
+            return result, fs
+
+    return asyncio.run(main())
+
+
+def flow_steps(events: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return [(e["node_id"], e["outcome"]) for e in events if e["type"] == "flow_step"]
 
 
 def wait_zero(prov: Provisioner, account_id: str, within: float = 5.0) -> dict[str, int]:
@@ -134,21 +166,7 @@ def test_ivr_digit_dials_a_user_through_kamailio(
     answering = sipp.start(SCENARIOS / "uas_answer_hangup.xml", None, local_port=phone.port,
                            timeout=30)  # fmt: skip
 
-    def script(invite: Any) -> Caller:
-        return Caller(on={"play_and_get_digits": [Reaction(digits="1")]})
-
-    async def main() -> tuple[sipp.SippResult, FsSip]:
-        media = MediaConfig(proxy=proxy(stack))
-        async with running(stack.redis_url, static(umbrella.id, flow), media=media) as ctl:
-            fs = await FsSip(FreeSwitchPeer(), [ctl.address], script).start(media_port(stack))
-            try:
-                result = await asyncio.to_thread(caller_call, stack, "+4930600001")
-                await fs.wait_idle()
-            finally:
-                await fs.stop()
-            return result, fs
-
-    result, fs = asyncio.run(main())
+    result, fs = flow_call(stack, umbrella, flow, "+4930600001")
     answered = answering.wait()
     seen = f"media node saw {fs.log}, ran {[c.record for c in fs.finished]}"
     assert result.ok, result.output + result.messages[-1500:] + seen
@@ -213,32 +231,67 @@ def test_an_unanswered_bridge_is_cancelled_at_its_call_timeout(
     phone = registered(stack, umbrella, agent)
     ringing = phone.ring(timeout=20)
 
-    async def main() -> tuple[sipp.SippResult, FsSip]:
-        media = MediaConfig(proxy=proxy(stack))
-        script = lambda invite: Caller(on={"play_and_get_digits": [Reaction(digits="1")]})  # noqa: E731
-        async with running(stack.redis_url, static(umbrella.id, flow), media=media) as ctl:
-            fs = await FsSip(FreeSwitchPeer(), [ctl.address], script).start(media_port(stack))
-            try:
-                started = time.monotonic()
-                result = await asyncio.to_thread(caller_call, stack, "+4930600002")
-                fs.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
-                await fs.wait_idle()
-            finally:
-                await fs.stop()
-            return result, fs
-
-    result, fs = asyncio.run(main())
+    started = time.monotonic()
+    result, fs = flow_call(stack, umbrella, flow, "+4930600002")
+    elapsed = time.monotonic() - started
     rang = ringing.wait()
     assert result.ok, result.output + result.messages[-1500:]
     assert rang.ok, rang.output  # the phone got the INVITE, then the CANCEL
     (call,) = fs.finished
     (leg,) = call.bridges
     assert not leg.answered and leg.responses[-1] == 487 and leg.cancelling
+    assert 2.0 <= elapsed < 10  # rung for the dial's 2 s, then the flow hung up
     time.sleep(0.5)
     a_leg = call_events(stack, sipp_call_id(result.messages))
     steps = [(e["node_id"], e["outcome"]) for e in a_leg if e["type"] == "flow_step"]
     assert steps == [("entry", "default"), ("menu", "digit:1"), ("sales", "no_answer"),
                      ("sorry", None)], steps  # fmt: skip
+    assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
+
+
+def test_a_busy_callee_is_busy_to_the_flow(stack: Settings, carrier: str, umbrella: Tenant) -> None:
+    agent = umbrella.user_with_devices("6501", dnd=1)  # DND, no fallback: Kamailio says 486
+    flow = flow_did(umbrella, "4930600003", dial_menu("x", agent["id"]))
+    settle(stack)
+    result, fs = flow_call(stack, umbrella, flow, "+4930600003")
+    assert result.ok, result.output + str(fs.log)
+    (call,) = fs.finished
+    (leg,) = call.bridges
+    assert leg.responses[-1] == 486 and not leg.answered
+    assert ("out", "ACK " + leg.invite.uri + " SIP/2.0") in fs.log  # the 486 acknowledged
+    time.sleep(0.3)
+    steps = flow_steps(call_events(stack, sipp_call_id(result.messages)))
+    assert steps == [("entry", "default"), ("menu", "digit:1"), ("sales", "busy"),
+                     ("sorry", None)], steps  # fmt: skip
+    assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
+
+
+def test_the_callers_bye_during_the_bridge_hangs_up_the_callee(
+    stack: Settings, carrier: str, umbrella: Tenant
+) -> None:
+    agent = umbrella.user_with_devices("6601")
+    flow = flow_did(umbrella, "4930600004", dial_menu("x", agent["id"]))
+    settle(stack)
+    phone = registered(stack, umbrella, agent)
+    answering = phone.answer(timeout=30)  # answers, then waits for the BYE
+    result, fs = flow_call(stack, umbrella, flow, "+4930600004", "caller_hangs_up.xml")
+    answered = answering.wait()
+    assert result.ok, result.output + str(fs.log)
+    assert answered.ok, answered.output + str(fs.log)  # it got its BYE
+    (call,) = fs.finished
+    assert call.record is not None and call.record.hung_up_by == "caller"
+    assert call.dialog.ended_by == "remote"
+    (leg,) = call.bridges
+    assert leg.answered and leg.dialog.ended_by == "local"
+    time.sleep(0.3)
+    a_leg = call_events(stack, sipp_call_id(result.messages))
+    # The caller's BYE passes Kamailio before the controller hears of it: the flow's last
+    # step may come after call_ended.
+    (ended,) = [e for e in a_leg if e["type"] == "call_ended"]
+    assert ended["cause"] == "caller_bye"
+    assert flow_steps(a_leg)[-1] == ("sales", "hangup"), flow_steps(a_leg)
+    b_leg = call_events(stack, sipp_call_id(answered.messages))
+    assert b_leg[-1]["type"] == "call_ended" and b_leg[-1]["cause"] == "caller_bye"
     assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
 
 
