@@ -22,9 +22,9 @@ import asyncio
 import contextlib
 import re
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from tests.esl.peer import Caller, CallRecord, FreeSwitchPeer, Reaction
 
@@ -268,7 +268,7 @@ class FsSip(asyncio.DatagramProtocol):
         self.dialogs: dict[str, Call | Bridge] = {}  # our tag → leg: in-dialog requests
         self.pending: dict[tuple[str, int, str], asyncio.Queue[Message]] = {}
         self.log: list[tuple[str, str]] = []  # ("in"|"out", first line): for assertions
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
         self.finished: list[Call] = []
 
     async def start(self, port: int) -> FsSip:
@@ -289,8 +289,8 @@ class FsSip(asyncio.DatagramProtocol):
         if self.transport is not None:
             self.transport.close()
 
-    def spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
