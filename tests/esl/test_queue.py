@@ -530,6 +530,47 @@ def test_controller_killed_mid_hold_another_resumes_the_queue(redis_url: str, tr
     assert b.acd.live(account, "q_1")["waiting"] == 0
 
 
+def test_controller_stopped_while_an_agent_rings_leaves_no_agent_stuck(
+    redis_url: str, trace: Watch
+) -> None:
+    """A stops while u_1 rings; the ring runs its course in FreeSWITCH (nobody answers), then
+    B takes the call: the ACD's sweep counts u_1's miss for the lapsed lease and B offers the
+    caller again; u_1 answers this time."""
+    account = new_account()
+    queues = setup(account, ("u_1",))
+    rings = iter([Reaction(delay=2.7), Reaction(answered_by="u_1", delay=0.1, talk=0.2)])
+
+    def react(app: str, arg: str, n: int) -> Reaction | None:
+        return next(rings) if app == "bridge" else None
+
+    async def main() -> tuple[CallRecord, Ctl, tuple[str, str, str | None, int]]:
+        async with controller(redis_url, queues, static(account), "ctl-b") as b:
+            a_ctx = controller(redis_url, queues, static(account), "ctl-a")
+            a = await a_ctx.__aenter__()
+            seat(a.acd, account, "u_1")
+            placed = asyncio.ensure_future(
+                FreeSwitchPeer().call(
+                    [a.address, b.address], sipio_headers(account, "queue:q_1"), Caller(react=react)
+                )
+            )
+            await asyncio.sleep(0.5)
+            ringing = agent(b.acd, account, "u_1")
+            await a_ctx.__aexit__(None, None, None)
+            return await placed, b, ringing
+
+    call, b, ringing = asyncio.run(main())
+    assert ringing[:2] == ("available", "offering")
+    assert call.connections == 2 and bridges(call) == [["u_1"], ["u_1"]]
+    assert call.bridged == ["u_1"]
+    events = trace(call.call_id)
+    assert kinds(events) == [
+        "queue_join", "queue_offer", "queue_miss", "queue_offer", "queue_answer"
+    ]  # fmt: skip
+    miss = next(e for e in events if e["type"] == "queue_miss")
+    assert miss["reason"] == "lease_expired" and miss["agent_ids"] == ["u_1"]
+    assert agent(b.acd, account, "u_1") == ("available", "waiting", None, 0)  # answered: reset
+
+
 def test_controller_killed_while_bridged_ends_the_call_cleanly(
     redis_url: str, trace: Watch
 ) -> None:
