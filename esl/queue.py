@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from control.core.acd import AcdError, NotOffered, Offer, QueueConfig
 from control.core.flow import Command
@@ -112,7 +113,11 @@ class QueueFeature:
         assert call.ctx is not None
         if not isinstance(queue_id, str) or not apps.SAFE_ID.match(queue_id):
             return "no_agents", {"reason": f"bad queue id {queue_id!r}"}
-        setup = await self.queues.queue(call.ctx.account_id, queue_id)
+        try:
+            setup = await self.queues.queue(call.ctx.account_id, queue_id)
+        except SQLAlchemyError as exc:
+            call.log.error("esl.queue.config_unavailable", error=type(exc).__name__)
+            return "no_agents", {"reason": "config database unavailable"}
         if setup is None:
             call.log.warning("esl.queue.unknown", queue_id=queue_id)
             return "no_agents", {"reason": f"unknown queue {queue_id}"}
