@@ -33,7 +33,7 @@ from esl.flows import FlowSource
 from esl.http_command import HttpPolicy, HttpRunner
 from esl.outbound import OutboundServer
 from esl.queue import QueueFeature, QueueTimers, leg_uuid
-from esl.queues_source import QueueOption, QueueSetup, StaticQueueSource
+from esl.queues_source import QueueOption, QueueSetup, SqlQueueSource, StaticQueueSource
 from esl.session_store import STREAM, SessionStore
 from tests.esl.harness import new_account, static
 from tests.esl.peer import (
@@ -803,6 +803,37 @@ def _queue_db(path: Path, account: str) -> str:
         )
     engine.dispose()
     return url
+
+
+def test_sql_queue_source_reads_one_accounts_queue(tmp_path: Path) -> None:
+    """Rows, options and seats of the account's queue; another account's queue of the same
+    id is invisible; a change shows after the cache's ttl."""
+    account, other = new_account(), new_account()
+    url = _queue_db(tmp_path / "q.db", account)
+    engine = make_engine(url)
+    with engine.begin() as c:
+        c.execute(insert(m.Account).values(id=other, name="other"))
+        c.execute(insert(m.Queue).values(**queue_row(other, "q_other", timeout_dest_kind="hangup")))
+    source = SqlQueueSource(engine, ttl=0.2)
+
+    async def main() -> tuple[Any, ...]:
+        mine = await source.queue(account, "q_1")
+        theirs = await source.queue(account, "q_other")
+        with engine.begin() as c:
+            c.execute(m.Queue.__table__.update().values(max_wait_sec=99))
+        cached = await source.queue(account, "q_1")
+        await asyncio.sleep(0.25)
+        return mine, theirs, cached, await source.queue(account, "q_1")
+
+    mine, theirs, cached, fresh = asyncio.run(main())
+    engine.dispose()
+    assert theirs is None
+    assert mine.queue_id == "q_1" and mine.row["agent_ring_timeout_sec"] == 3
+    assert mine.options["0"].action == "hangup" and not mine.options["0"].stay_in_queue
+    assert mine.members == {"u_1": Membership("q_1", 1, "static")}
+    assert mine.positions == {"u_1": 0}
+    assert mine.exit_target("timeout") is None and mine.exit_target("bogus") is None
+    assert cached.row["max_wait_sec"] == 20 and fresh.row["max_wait_sec"] == 99
 
 
 def test_killed_controller_process_mid_hold_is_replaced(
