@@ -65,6 +65,7 @@ class Router:
         self.admitted: str | None = None  # admission token of the INVITE being routed
         self.relayed = False  # whether that INVITE left statefully (a dialog will end it)
         self._secrets: SecretStore | None = None  # per worker, after fork (trunk passwords)
+        self._secrets_version: object = None  # config version its cached values belong to
 
     @classmethod
     def from_env(cls) -> Router:
@@ -659,8 +660,15 @@ class Router:
         KSR.tm.t_reply(code, reason)
 
     def secret_store(self) -> SecretStore:
+        """The worker's store. Its cached values are re-checked when the config version moves:
+        a password changed through the API (PATCH, rotate_secret) moves it, so every worker
+        uses the new one from its next resolve, not after cache_ttl_sec."""
         if self._secrets is None:
             self._secrets = open_store(self.settings)
+        version = self.config.get().version
+        if version != self._secrets_version:
+            self._secrets.revalidate()  # a store outage still leaves cached values usable
+            self._secrets_version = version
         return self._secrets
 
     def ksr_branch_media(self, msg: Any) -> int:

@@ -35,6 +35,7 @@ class SecretStore:
         self.retry_after = retry_after
         self.redactor = redactor
         self._cache: dict[str, tuple[str, float]] = {}
+        self._recheck: set[str] = set()  # cached, but to be asked again (see revalidate)
         self._down_until = 0.0
         self._down_reason = ""
 
@@ -50,10 +51,18 @@ class SecretStore:
         """The current value behind ``ref``; what trunk auth and PIN checks call."""
         now = time.monotonic()
         hit = self._cache.get(ref)
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] <= now:
+            self._cache.pop(ref, None)
+            hit = None
+        if hit is not None and ref not in self._recheck:
             return hit[0]
-        self._cache.pop(ref, None)
-        value = self._guarded(lambda: self.backend.read(SecretRef.parse(ref))).value
+        self._recheck.discard(ref)
+        try:
+            value = self._guarded(lambda: self.backend.read(SecretRef.parse(ref))).value
+        except SecretStoreUnavailable:
+            if hit is None:
+                raise
+            return hit[0]  # asked to re-check, but the store is down: the value is still fresh
         self.redactor.add(value)
         if self.cache_ttl > 0:
             self._cache[ref] = (value, now + self.cache_ttl)
@@ -84,11 +93,19 @@ class SecretStore:
         self._guarded(lambda: self.backend.delete(SecretRef.parse(ref)))
 
     def forget(self, ref: str | None = None) -> None:
-        """Drop cached values (one, or all: e.g. when the config version moves)."""
+        """Drop cached values (one, or all)."""
         if ref is None:
             self._cache.clear()
+            self._recheck.clear()
         else:
             self._cache.pop(ref, None)
+            self._recheck.discard(ref)
+
+    def revalidate(self) -> None:
+        """Ask the store again at the next resolve of every cached value (e.g. when the config
+        version moves: a value may have been rotated), but keep serving a value until its TTL
+        if the store cannot answer then."""
+        self._recheck = set(self._cache)
 
     def ping(self) -> None:
         self._guarded(self.backend.ping)

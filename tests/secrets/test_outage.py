@@ -64,6 +64,32 @@ def test_cached_values_outlive_an_outage_until_their_ttl(own_bao: BaoServer) -> 
     assert store.resolve(ref) == "after-restart-Passw0rd"
 
 
+def test_revalidated_values_are_asked_again_and_still_serve_in_an_outage(
+    own_bao: BaoServer,
+) -> None:
+    """What a Kamailio worker does when the config version moves (a password was rotated
+    through the API): ask again, but a Vault outage then must not fail a call it could serve."""
+    ref = secret_ref("trunk", "tr_01recheck", "auth_password")
+    reader = SecretStore(VaultBackend(own_bao.settings()), cache_ttl=30.0, retry_after=0.5)
+    writer = SecretStore(VaultBackend(own_bao.settings()), cache_ttl=0)
+    writer.put(ref, "first-Passw0rd")
+    assert reader.resolve(ref) == "first-Passw0rd"
+    writer.put(ref, "second-Passw0rd")
+    assert reader.resolve(ref) == "first-Passw0rd"  # cached: the store is not asked
+    reader.revalidate()
+    assert reader.resolve(ref) == "second-Passw0rd"
+
+    reader.revalidate()
+    own_bao.stop()
+    started = time.monotonic()
+    assert reader.resolve(ref) == "second-Passw0rd"  # asked, unavailable: the cached value
+    assert time.monotonic() - started < 1.5  # one request timeout at most
+    assert reader.resolve(ref) == "second-Passw0rd"
+    reader.forget(ref)
+    with pytest.raises(SecretStoreUnavailable):
+        reader.resolve(ref)
+
+
 def test_api_answers_503_naming_the_store_and_reads_keep_working(
     own_bao: BaoServer, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from control.core.routing.model import Trunk
 from control.demo import sipp
 from control.secrets import SecretStoreUnavailable
 from control.settings import Settings
-from control.stack.ports import free_port
+from control.stack.ports import free_port, in_use
 from kemi.trunk_auth import Answer, Refusal, answer, ha1, parse_challenge
 from tests.harness.phones import header
 from tests.harness.provision import Provisioner, Tenant
@@ -30,6 +31,8 @@ PASSWORDS = {
     "trunk password (proxy)": "Carrier-Digest-Passw0rd-2",
     "wrong trunk password": "Carrier-Digest-Wr0ng-3",
     "carrier's expected password": "Carrier-Digest-Expected-4",
+    "password before rotation": "Carrier-Digest-Before-5",
+    "password after rotation": "Carrier-Digest-After-6",
 }
 
 
@@ -77,6 +80,14 @@ def trunk_events(stack: Settings, call_id: str) -> list[dict[str, object]]:
         live.close()
     events = [json.loads(fields[b"e"]) for _, fields in entries]
     return [e for e in events if e.get("call_id") == call_id]
+
+
+def listening(port: int, timeout: float = 5.0) -> None:
+    """Wait until the SIPp carrier holds its port: an INVITE sent earlier would be lost."""
+    deadline = time.monotonic() + timeout
+    while not in_use(CARRIER_IP, port, udp=True, tcp=False):
+        assert time.monotonic() < deadline, f"SIPp carrier not listening on {port}"
+        time.sleep(0.05)
 
 
 def call_id_of(trace: str) -> str:
@@ -149,6 +160,38 @@ def test_a_proxy_challenge_407_with_qop(stack: Settings, prov: Provisioner) -> N
         md5(f"proxyco-trunk:proxy.carrier.example:{password}"), p["nonce"], p["nc"],
         p["cnonce"], "auth", md5(f"INVITE:{p['uri']}")]))  # fmt: skip
     assert p["response"] == expected
+
+
+def test_a_rotated_password_is_used_without_waiting_for_the_cache(
+    stack: Settings, prov: Provisioner
+) -> None:
+    """Workers cache a resolved password for cache_ttl_sec (30 s); a rotation through the API
+    moves the config version, which drops every worker's cached values."""
+    before, after = PASSWORDS["password before rotation"], PASSWORDS["password after rotation"]
+    tenant, port, trunk = tenant_with_trunk(prov, "Rotateco", before)
+    user = tenant.user_with_devices("6301")
+    settle(stack)
+    caller = registered(stack, tenant, user)
+
+    def call(expected: str) -> bool:
+        carrier = sipp.start(SCENARIOS / "carrier_digest.xml", None, local_ip=CARRIER_IP,
+                             local_port=port,
+                             keys={"username": "rotateco-trunk", "password": expected})  # fmt: skip
+        listening(port)
+        result = caller.call(proxy(stack), "+15550106301")
+        carrier.wait()
+        return result.ok
+
+    # Every worker (the kernel picks which one takes a call) caches the first password.
+    assert all(call(before) for _ in range(2 * stack.kamailio_children))
+    status, rotated = prov.call("POST", f"/v1/sip_trunks/{trunk['id']}/rotate_secret",
+                                {"auth_password": after, "expected_version": 1})  # fmt: skip
+    assert status == 200 and rotated["version"] == 2
+    started = time.monotonic()
+    settle(stack)
+    outcomes = [call(after) for _ in range(2 * stack.kamailio_children)]
+    assert all(outcomes), outcomes
+    assert time.monotonic() - started < stack.secrets.cache_ttl_sec  # no wait for the TTL
 
 
 def test_refused_credentials_fail_the_call_once_and_cleanly(
