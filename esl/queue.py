@@ -168,9 +168,16 @@ class QueueFeature:
         return count
 
     def spawn(self, coro: Any) -> None:
+        """Run off the call path (a webhook); a failure is logged, never raised at the call."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.warning("esl.queue.background_failed", error=f"{type(error).__name__}: {error}")
 
 
 class Hold:
@@ -414,7 +421,8 @@ class Hold:
     async def _option(self, option: QueueOption) -> tuple[str, dict[str, Any]] | None:
         action = option.action
         if action in ("webhook", "deflect") and option.webhook_url:
-            self.f.spawn(self._webhook(option))
+            waiting = await self._acd(self.f.acd.waiting, self.cfg, self.ctx.call_id)
+            self.f.spawn(self._webhook(option, waiting.position if waiting else None))
         if option.prompt_media_id:
             await self._play([{"media": option.prompt_media_id}])
         if action == "deflect" or (action == "webhook" and option.stay_in_queue):
@@ -434,8 +442,7 @@ class Hold:
         await self._clear_hold_variables()
         return reason, {"queueId": self.cfg.id, CONTINUE_AT: target}
 
-    async def _webhook(self, option: QueueOption) -> None:
-        waiting = await self._acd(self.f.acd.waiting, self.cfg, self.ctx.call_id)
+    async def _webhook(self, option: QueueOption, position: int | None) -> None:
         headers = {}
         if option.webhook_secret_ref:
             try:
@@ -448,7 +455,7 @@ class Hold:
             "queueId": self.cfg.id, "callId": self.ctx.call_id, "digit": option.digit,
             "action": option.action, "label": option.label,
             "callerNumber": self.ctx_variable("caller_number"),
-            "position": waiting.position if waiting else None,
+            "position": position,
         }  # fmt: skip
         args = {"method": "POST", "url": option.webhook_url, "headers": headers, "body": body}
         outcome, data = await self.f.http.run(args)

@@ -27,6 +27,8 @@ from control.db import make_engine
 from control.db import models as m
 from control.db.migrate import upgrade
 from control.live.acd import AcdStore
+from control.secrets import SecretStore
+from control.secrets.local import LocalBackend
 from control.stack.ports import free_port
 from esl.controller import Controller, ControllerConfig
 from esl.flows import FlowSource
@@ -155,11 +157,13 @@ async def controller(
     queues: Mapping[tuple[str, str], QueueSetup],
     flows: FlowSource,
     node_id: str = "ctl-a",
+    secrets: SecretStore | None = None,
 ) -> AsyncIterator[Ctl]:
     store = SessionStore.from_url(redis_url)
     http = HttpRunner(HttpPolicy(allow_private=True))
     acd = AcdStore.from_url(redis_url, lease_grace_sec=0.5)
-    feature = QueueFeature(acd, StaticQueueSource(queues), http=http, timers=TIMERS)
+    feature = QueueFeature(acd, StaticQueueSource(queues), http=http, timers=TIMERS,
+                           **({"secrets": lambda: secrets} if secrets else {}))  # fmt: skip
     ctl = Controller(
         store, flows, http, ControllerConfig(node_id=node_id, linger_sec=1),
         features={CommandKind.ENQUEUE: feature},
@@ -678,6 +682,48 @@ def test_file_moh_and_a_deflect_key_that_keeps_the_caller_holding(
         e for e in events if e["type"] == "queue_step" and e["data"]["detail"] == "webhook"
     )
     assert hooked["data"]["status"] == 204
+
+
+def test_webhook_key_with_a_token_from_the_secret_store_then_the_caller_leaves(
+    redis_url: str,
+    trace: Watch,
+    tmp_path: Path,
+    hook: tuple[str, list[tuple[dict[str, str], dict[str, Any]]]],
+) -> None:
+    """A webhook option that does not keep the caller: the POST carries the option's token
+    (resolved at use time), the caller leaves (handled: ``route``) and is hung up; the token
+    is in no event."""
+    url, seen = hook
+    secrets = SecretStore(LocalBackend(tmp_path / "secrets"), cache_ttl=0)
+    token = "tok-" + new_account()
+    secrets.put("kv:qopt:iqo_9:webhook_token", token)
+    account = new_account()
+    option = QueueOption(
+        digit="9", action="webhook", webhook_url=url,
+        webhook_secret_ref="kv:qopt:iqo_9:webhook_token", label="Leave a note",
+    )  # fmt: skip
+    queues = setup(account, ("u_1",), options=(option,))
+
+    async def main() -> CallRecord:
+        async with controller(redis_url, queues, static(account), secrets=secrets) as ctl:
+            seat(ctl.acd, account, "u_1", ready=False)
+            script = phones(first, moh=lambda n: Reaction(digits="9", delay=0.2))
+            call = await FreeSwitchPeer().call(
+                [ctl.address], sipio_headers(account, "queue:q_1"), script
+            )
+            await asyncio.sleep(0.5)  # the POST runs off the call path
+            return call
+
+    call = asyncio.run(main())
+    assert call.hung_up_by == "controller"
+    assert len(seen) == 1
+    headers, body = seen[0]
+    assert headers["Authorization"] == f"Bearer {token}"
+    assert (body["action"], body["label"], body["digit"]) == ("webhook", "Leave a note", "9")
+    events = trace(call.call_id)
+    assert kinds(events) == ["queue_join", "queue_leave"]
+    assert next(e for e in events if e["type"] == "queue_leave")["reason"] == "route"
+    assert token not in json.dumps(events)
 
 
 def test_route_key_and_no_agents_continue_at_their_targets(redis_url: str, trace: Watch) -> None:
