@@ -145,3 +145,33 @@ def test_a_bridge_never_reaches_another_accounts_user(
         assert route["decision"]["kind"] == "reject" and route["account_id"] == hooli.id
     time.sleep(0.5)
     assert first_request_line(never.stop().messages) is None
+
+
+def test_an_authenticated_devices_forged_dial_is_ignored(
+    stack: Settings, hooli: Tenant, piedpiper: Tenant
+) -> None:
+    """Valid credentials and forged context: the call goes where the R-URI says, inside the
+    device's own account, and the headers never reach the callee."""
+    dialled = hooli.user_with_devices("7401")
+    caller = hooli.user_with_devices("7402")
+    victim = piedpiper.user_with_devices("7403")
+    settle(stack)
+    answering = registered(stack, hooli, dialled).answer()
+    never = registered(stack, piedpiper, victim).ring(timeout=10)
+    device = caller["devices"][0]
+    result = sipp.run(
+        SCENARIOS / "uac_call_auth_forged.xml", proxy(stack), timeout=20,
+        keys={"user": device["auth_username"], "domain": hooli.domain, "dialled": "7401",
+              "account": piedpiper.id, "dial": f"user:{victim['id']}"},
+        auth=(device["auth_username"], device["password"]),
+    )  # fmt: skip
+    answered = answering.wait()
+    assert result.ok, result.output
+    assert answered.ok, answered.output
+    assert not [ln for ln in answered.messages.splitlines() if ln.lower().startswith("x-sipio")]
+    time.sleep(0.5)
+    assert first_request_line(never.stop().messages) is None
+    route = next(e for e in call_events(stack, sipp_call_id(result.messages))
+                 if e["type"] == "route")  # fmt: skip
+    assert route["device_id"] == device["id"] and route["account_id"] == hooli.id
+    assert "media_node" not in route and route["decision"]["target"]["id"] == dialled["id"]
