@@ -728,7 +728,8 @@ class Router:
             return
         fields = {
             "method": "REGISTER", "ruri": reg.ruri, "furi": reg.aor, "turi": reg.aor,
-            "ouri": reg.proxy, "callid": reg.call_id, "evparam": reg.trunk_id,
+            "ouri": reg.proxy, "callid": trunk_registration.cycle_call_id(reg, now),
+            "evparam": reg.trunk_id,
             "hdrs": f"Contact: <{reg.contact}>\r\nExpires: {reg.expires}\r\n",
             "auser": reg.username, "apasswd": password,
         }  # fmt: skip

@@ -22,6 +22,7 @@ CHECK_SEC = 5  # the rtimer interval in kamailio.cfg.tmpl
 LEASE_MS = 3 * CHECK_SEC * 1000  # a node that stops ticking hands its trunks over
 RETRY_SEC = 30  # after a refusal or a store outage
 ANSWER_SEC = 40  # a REGISTER with no final reply by then is sent again
+MIN_EXPIRES = 20  # expire_sec 0 would unregister, and refresh on every tick
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Registration:
     expires: int
     username: str
     secret_ref: str
-    call_id: str  # one per trunk and node, kept across refreshes (RFC 3261 10.2)
+    call_id: str  # of the trunk's traces; each REGISTER cycle adds its start (cycle_call_id)
 
 
 def registration(trunk: Trunk, node: str) -> Registration | None:
@@ -52,11 +53,18 @@ def registration(trunk: Trunk, node: str) -> Registration | None:
         aor=f"sip:{user}@{trunk.from_domain or domain}",
         proxy=f"sip:{trunk.proxy};transport={trunk.transport}",
         contact=f"sip:{user}@{node}",
-        expires=trunk.expire_sec,
+        expires=max(trunk.expire_sec, MIN_EXPIRES),
         username=trunk.auth_username,
         secret_ref=trunk.auth_secret_ref,
         call_id=f"trunkreg-{trunk.id}-{node.replace(':', '-')}",
     )
+
+
+def cycle_call_id(reg: Registration, now: float) -> str:
+    """A Call-ID per REGISTER cycle: uac_req_send starts every request at CSeq 10, and a
+    registrar takes the same Call-ID and CSeq again for a retransmission (RFC 3261 10.3 lets a
+    new Call-ID update the binding of the same Contact)."""
+    return f"{reg.call_id}-{int(now * 1000)}"
 
 
 def registrations(snap: Snapshot, node: str) -> list[Registration]:

@@ -14,6 +14,7 @@ from control.settings import Settings
 from control.stack.ports import free_port
 from kemi.trunk_registration import (
     ANSWER_SEC,
+    MIN_EXPIRES,
     RETRY_SEC,
     Registration,
     due,
@@ -67,6 +68,31 @@ def test_a_registering_trunk_registers_with_its_credentials(stack: Settings) -> 
     state = registered_state(stack, trunk["id"])
     assert state["state"] == "registered" and state["code"] == "200", state
     assert state["node"] == f"{stack.sip_host}:{stack.sip_port}"
+
+
+def test_a_registration_is_refreshed_at_half_its_expiry(stack: Settings) -> None:
+    password = PASSWORDS["registering trunk"]
+    port = free_port(CARRIER_IP)
+    registrar = sipp.start(SCENARIOS / "carrier_registrar.xml", None, local_ip=CARRIER_IP,
+                           local_port=port, timeout=40, calls=2,
+                           keys={"username": "refreshco-reg", "password": password})  # fmt: skip
+    tenant = Provisioner(stack).tenant("Refreshco", "refreshco.example.com")
+    tenant.make("sip_trunks", {
+        "name": "registering", "proxy": f"{CARRIER_IP}:{port}", "direction": "both",
+        "do_register": 1, "realm": "reg.carrier.example", "expire_sec": MIN_EXPIRES,
+        "auth_username": "refreshco-reg", "auth_password": password})  # fmt: skip
+    started = time.monotonic()
+    received = registrar.wait()
+    assert received.ok, received.output  # two registrations, each challenged and accepted
+    took = time.monotonic() - started
+    sent = requests(received.messages, "REGISTER")
+    seen = [(r["call-id"], r["cseq"], "authorization" in r) for r in sent]
+    assert len(sent) == 4, seen  # no retransmission taken for a new request
+    assert MIN_EXPIRES / 2 <= took < MIN_EXPIRES, took  # refreshed before it ran out
+    # Each cycle is a new Call-ID whose answer to the challenge moves the CSeq on.
+    (first, cseq1, _), (same, cseq2, auth), (second, _, _), (again, _, _) = seen
+    assert first == same and second == again and first != second, seen
+    assert int(cseq2.split()[0]) == int(cseq1.split()[0]) + 1 and auth, seen
 
 
 def test_refused_credentials_are_not_sent_again_and_again(stack: Settings) -> None:
