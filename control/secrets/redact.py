@@ -58,8 +58,10 @@ class Redactor:
                 k: MASK if _secret_key(k) and v not in (None, "") else self.data(v)
                 for k, v in value.items()
             }
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, list):
             return [self.data(item) for item in value]
+        if isinstance(value, tuple):  # kept a tuple: structlog's exc_info is one
+            return tuple(self.data(item) for item in value)
         if isinstance(value, str):
             return self.text(value)
         return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +86,13 @@ def test_structlog_lines_and_their_tracebacks_are_masked(
         raise RuntimeError(f"carrier refused {password_in_a_local}")
     except RuntimeError:
         log.exception("outbound auth failed")
+    try:
+        raise ValueError(f"as a tuple {STORED}")
+    except ValueError:
+        caught = sys.exc_info()
+    log.error("exc_info given as a tuple", exc_info=caught)  # outside the except block
     text = out.getvalue()
+    assert "ValueError: as a tuple" in text  # the tuple reached the renderer intact
     assert "registering" in text and "outbound auth failed" in text and "RuntimeError" in text
     assert "password_in_a_local" in text  # rich printed the frame's locals...
     assert STORED not in text and BY_KEY not in text  # ...with the value masked
