@@ -49,6 +49,7 @@ from control.core.acd import AcdError, NotOffered, Offer, QueueConfig
 from control.core.flow import Command
 from control.core.presence import PresenceError
 from control.live.acd import AcdConflict, AcdStore
+from control.live.client import text
 from control.secrets import SecretStore, default_store
 from control.secrets.errors import SecretStoreError
 from esl import apps
@@ -70,6 +71,7 @@ CALLER_HANGUP = "hangup"  # the interpreter's word for "the caller left" (abando
 WATCHED = ("DTMF", "CHANNEL_BRIDGE")  # besides the controller's own two event kinds
 LEG_NAMESPACE = uuidlib.UUID("6f1c7c62-3a55-4b55-9a43-2d1f0c3b7a10")
 BRIDGE_HOURS = 12 * 3600.0
+HEAD_READ = 64  # queue entries read to find the callers an offer may pick
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class QueueFeature:
         self._watching: weakref.WeakSet[OutboundSession] = weakref.WeakSet()
         self._background: set[asyncio.Task[Any]] = set()
         self._viable: dict[tuple[str, str], tuple[float, int]] = {}
+        self._heads: dict[tuple[str, str], tuple[float, frozenset[str] | None]] = {}
+        self._reading: dict[tuple[str, str], asyncio.Future[frozenset[str] | None]] = {}
 
     async def run(self, call: CallRun, command: Command) -> tuple[str, dict[str, Any]]:
         queue_id = command.args.get("queueId")
@@ -142,17 +146,38 @@ class QueueFeature:
         finally:
             await hold.close()
 
-    def may_be_offered(self, cfg: QueueConfig, call_id: str) -> bool:
-        """Whether ``offer`` could pick this caller now: the ACD offers only the longest
-        waiting caller not already ringing agents, so a caller with more callers ahead than
-        rings in progress cannot be it. Two O(log n) reads instead of the ACD's snapshot of
-        every agent (milliseconds for a large account), for every holding caller each poll."""
-        base = self.acd.base(cfg.account_id)
+    async def may_be_offered(self, cfg: QueueConfig, call_id: str) -> bool:
+        """Whether ``offer`` could pick this caller now. The ACD offers only the longest
+        waiting caller not already ringing agents, so only the first (rings in progress + 1)
+        callers of the queue can be it. That head is read once per half poll for all of this
+        process's callers of the queue (``ZCARD`` of the leases and ``ZRANGE`` of the queue,
+        one round trip) instead of each caller asking the ACD, whose snapshot reads every
+        agent of the account."""
+        key, now = (cfg.account_id, cfg.id), time.monotonic()
+        cached = self._heads.get(key)
+        if cached is None or now - cached[0] >= self.timers.poll_sec / 2:
+            reading = self._reading.get(key)
+            if reading is None:
+                reading = asyncio.ensure_future(asyncio.to_thread(self._head, cfg))
+                self._reading[key] = reading
+                reading.add_done_callback(lambda _: self._reading.pop(key, None))
+            head = await asyncio.shield(reading)
+            cached = (now, head)
+            if len(self._heads) > 10_000:
+                self._heads.clear()
+            self._heads[key] = cached
+        head = cached[1]
+        return head is None or call_id in head
+
+    def _head(self, cfg: QueueConfig) -> frozenset[str] | None:
+        """The callers ``offer`` may pick (None: too many rings to tell, ask anyway)."""
         pipe = self.acd.redis.pipeline(transaction=False)
-        pipe.zrank(self.acd.queue_key(cfg.account_id, cfg.id), call_id)
-        pipe.zcard(f"{base}:leases")
-        rank, ringing = pipe.execute()
-        return rank is None or int(rank) <= int(ringing)
+        pipe.zcard(f"{self.acd.base(cfg.account_id)}:leases")
+        pipe.zrange(self.acd.queue_key(cfg.account_id, cfg.id), 0, HEAD_READ - 1)
+        ringing, first = pipe.execute()
+        if int(ringing) + 1 > HEAD_READ:
+            return None
+        return frozenset(text(c) for c in first[: int(ringing) + 1])
 
     async def viable(self, account_id: str, queue_id: str) -> int:
         """``AcdStore.viable_agents``, shared by this process's callers of the queue for a
@@ -234,6 +259,7 @@ class Hold:
                 announce += interval
         viable_at = loop.time() + self.timers.viable_every_sec
         self._dtmf = self._expect_dtmf()
+        first_poll = True  # instant connect: ask the ACD itself right after joining
         while True:
             if self.session.hung_up.is_set():
                 return await self._leave("abandon")
@@ -245,10 +271,11 @@ class Hold:
                 if await self.f.viable(self.ctx.account_id, cfg.id) == 0:
                     return await self._leave("no_agents")
             offer = None
-            if await self._acd(self.f.may_be_offered, cfg, self.ctx.call_id):
+            if first_poll or await self.f.may_be_offered(cfg, self.ctx.call_id):
                 offer = await self._acd(
                     self.f.acd.offer, cfg, self.ctx.call_id, self.setup.positions
                 )
+            first_poll = False
             if offer is not None:
                 await self._stop_moh()
                 rung = await self._ring(offer)
