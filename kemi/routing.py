@@ -372,8 +372,12 @@ class Router:
                     data["cause"] = "timeout"
             else:
                 kind = "call_failed"
-                data["code"] = int(KSR.pv.getvs("$T_reply_code", "0") or 0)
-                data["reason"] = KSR.pv.getvs("$T_reply_reason", "")
+                status = str(KSR.pv.getvs("$rs", "") or "")
+                if status.isdigit():  # the final reply itself (e.g. the callee's 487 after CANCEL)
+                    data["code"], data["reason"] = int(status), KSR.pv.getvs("$rr", "")
+                else:
+                    data["code"] = int(KSR.pv.getvs("$T_reply_code", "0") or 0)
+                    data["reason"] = KSR.pv.getvs("$T_reply_reason", "")
                 if not data["code"]:  # a reply of our own (fail_call): no SIP reply to read
                     code, _, reason = KSR.pv.getvs("$dlg_var(sipio_reply)", "").partition(" ")
                     data["code"], data["reason"] = int(code or 0), reason

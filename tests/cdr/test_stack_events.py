@@ -218,11 +218,6 @@ def test_unanswered_cancelled_refused_and_rated_calls(stack: Settings, sipio_bin
     assert "rejected_by_cac" in timeline[kinds.index("call_failed")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the dialog:failed event of a CANCELled call carries code 0 and no reason "
-    "(kemi/routing.py ksr_dialog_event reads $T_reply_code in the CANCEL's context)",
-)
 def test_a_cancelled_call_says_so(stack: Settings) -> None:
     tenant = Provisioner(stack).tenant("Cancel Co", "cancel.example.com")
     callee = tenant.user_with_devices("7201", ring_timeout_sec=30)
