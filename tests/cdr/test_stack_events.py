@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from control.cdr.lake import Lake
 from control.cdr.query import trace
 from control.cdr.tables import CALL_CDR
