@@ -443,20 +443,40 @@ def cdr_export(
     "--expire-days",
     type=click.IntRange(0),
     default=None,
-    help="Also drop snapshots older than this many days (frees replaced files).",
+    help="Drop snapshots older than this many days (default: the retention setting).",
 )
-def cdr_compact(state_dir: Path, min_files: int, expire_days: int | None) -> None:
-    """Merge small files: one rewrite per (day, account) partition of every lake table."""
+@click.option(
+    "--orphan-age-hours",
+    type=click.FloatRange(0),
+    default=24.0,
+    show_default=True,
+    help="Remove unreferenced files last written before this (younger ones may belong to a "
+    "commit in flight).",
+)
+def cdr_compact(
+    state_dir: Path, min_files: int, expire_days: int | None, orphan_age_hours: float
+) -> None:
+    """Lake upkeep: one rewrite per (day, account) partition of every table with small files,
+    then snapshot expiry, then removal of files no snapshot references any more."""
     from control.cdr.tables import TABLES
 
     lake = _lake(state_dir)
     lake.ensure()
+    now = int(time.time() * 1000)
+    expire = None if expire_days is None else now - expire_days * 86_400_000
     for spec in TABLES:
-        for partition, files in lake.compact(spec, min_files):
+        done = lake.upkeep(
+            spec,
+            min_files,
+            expire_before_ms=expire,
+            orphans_before_ms=now - int(orphan_age_hours * 3_600_000),
+        )
+        for partition, files in done.rewritten:
             click.echo(f"{spec.name:<13} {partition:<40} {files} files -> 1 rewrite")
-        if expire_days is not None:
-            cut = int(time.time() * 1000) - expire_days * 86_400_000
-            click.echo(f"{spec.name:<13} {lake.expire_snapshots(spec, cut)} snapshots expired")
+        click.echo(
+            f"{spec.name:<13} {done.snapshots_expired} snapshots expired, "
+            f"{len(done.orphans)} orphan files removed"
+        )
 
 
 @cdr.command("tables")
@@ -533,6 +553,7 @@ def esl_controller(
     from esl.controller import ControllerConfig
     from esl.http_command import HttpPolicy
     from esl.service import ServiceConfig, media_config, run
+    from esl.voicemail import VoicemailConfig
 
     settings = _stack_settings(state_dir)
     if settings.settings_path.exists():
@@ -546,9 +567,14 @@ def esl_controller(
         port=settings.esl_port if port is None else port,
         controller=ControllerConfig(
             node_id=node_id or _socket.gethostname(),
-            media=media_config(proxy or f"{settings.sip_host}:{settings.sip_port}", media_root),
+            media=media_config(
+                proxy or f"{settings.sip_host}:{settings.sip_port}",
+                media_root or str(settings.media_dir),
+                str(settings.recordings_dir),
+            ),
         ),
         http=HttpPolicy(allow_private=allow_private_http),
+        voicemail=VoicemailConfig(notify_url=settings.voicemail_notify_url),
     )
     run(config)
 

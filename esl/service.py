@@ -127,5 +127,6 @@ def run(config: ServiceConfig) -> None:
     )
 
 
-def media_config(proxy: str, media_root: str | None) -> MediaConfig:
-    return MediaConfig(proxy=proxy, **({"media_root": media_root} if media_root else {}))
+def media_config(proxy: str, media_root: str, recordings_root: str) -> MediaConfig:
+    """The stack's media store: the API serves voicemail audio from the same directories."""
+    return MediaConfig(proxy=proxy, media_root=media_root, recordings_root=recordings_root)
