@@ -225,6 +225,7 @@ class Hold:
         self._moh_started = 0.0
         self._moh_pause_until = 0.0
         self._dtmf: asyncio.Future[Event] | None = None
+        self._gone: asyncio.Future[Any] | None = None
 
     # --- the whole hold -------------------------------------------------------------------------
     async def run(self) -> tuple[str, dict[str, Any]]:
@@ -308,21 +309,20 @@ class Hold:
         """Sleep until the next poll, a key, the caller's hang-up or the MOH's end."""
         assert self._dtmf is not None
         watched: set[asyncio.Future[Any]] = {self._dtmf}
-        gone = asyncio.ensure_future(self.session.hung_up.wait())
-        watched.add(gone)
+        if self._gone is None:  # one waiter for the whole hold, not one per poll
+            self._gone = asyncio.ensure_future(self.session.hung_up.wait())
+        watched.add(self._gone)
         if self.playing is not None and not self.playing.complete.done():
             watched.add(self.playing.complete)
-        try:
-            await asyncio.wait(watched, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
+        await asyncio.wait(watched, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         ended = self.playing is not None and self.playing.complete.done()
         if ended and time.monotonic() - self._moh_started < 1.0:  # a missing file: no busy loop
             self._moh_pause_until = asyncio.get_running_loop().time() + 1.0
 
     async def close(self) -> None:
-        if self._dtmf is not None:
-            self._dtmf.cancel()
+        for waiter in (self._dtmf, self._gone):
+            if waiter is not None:
+                waiter.cancel()
         if self.playing is not None and not self.playing.complete.done():
             await self._stop_moh()
 

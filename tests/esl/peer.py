@@ -566,8 +566,7 @@ class FreeSwitchPeer:
                 session.broken.clear()
 
     async def _until_hung_up(self, channel: Channel) -> None:
-        while not channel.hung_up:
-            await asyncio.sleep(0.01)
+        await channel.record.ended.wait()  # set with hung_up (no polling: holds are many)
 
     async def _bridge(self, session: Session, arg: str, reaction: Reaction) -> None:
         """Ring the legs for ``reaction.delay`` s; the leg of ``answered_by`` answers (or
