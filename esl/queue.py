@@ -360,10 +360,11 @@ class Hold:
             execution = await self.session.execute(
                 "bridge", self._dial(offer.user_ids, ring), uuid=self.ctx.uuid
             )
-        except CommandError as exc:
+        except (CommandError, apps.PlanError) as exc:
             bridged.cancel()
             self.call.log.info("esl.queue.bridge_refused", error=str(exc))
             await self._acd(self.f.acd.missed, cfg, ctx.call_id)
+            await asyncio.sleep(self.timers.poll_sec)  # not at once to the same refusal
             return None
         await self._trace("ring", agents=list(offer.user_ids), ring_sec=ring)
         gone: asyncio.Future[Any] = asyncio.ensure_future(self.session.hung_up.wait())
