@@ -23,7 +23,6 @@ from esl.protocol import Event
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
 DIAL_TARGET = re.compile(r"^[A-Za-z0-9_+*#.-]{1,64}$")
-QUEUE_RESULTS = ("timeout", "abandon", "no_agents", "queue_full", "ewt", "answered")
 NO_ANSWER = ("NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT", "ORIGINATOR_CANCEL")
 BUSY = ("USER_BUSY", "BUSY")
 HOUR = 3600.0
@@ -75,11 +74,6 @@ def plan(command: Command, account_id: str, uuid: str, cfg: MediaConfig) -> Plan
         return _record(command, account_id, uuid, cfg)
     if kind is CommandKind.DIAL:
         return _dial(args, account_id, cfg)
-    if kind is CommandKind.ENQUEUE:
-        queue = _id(args.get("queueId"), "queueId")
-        exits = ",".join(e for e in args.get("exits", []) if e in QUEUE_RESULTS)
-        state = f"sipio_queue={queue} sipio_queue_exits={exits or 'none'} sipio_queue_result="
-        return Plan((AppCall("multiset", state), AppCall("playback", cfg.moh)), 12 * HOUR)
     if kind is CommandKind.CONFERENCE:
         room = f"{account_id}-{_id(args.get('conferenceId'), 'conferenceId')}"
         flags = [
@@ -87,8 +81,8 @@ def plan(command: Command, account_id: str, uuid: str, cfg: MediaConfig) -> Plan
         ]
         suffix = f"+flags{{{'|'.join(flags)}}}" if flags else ""
         return Plan((AppCall("conference", f"{room}@{cfg.conference_profile}{suffix}"),), 24 * HOUR)
-    # VOICEMAIL has no applications of its own: the controller's feature (esl/voicemail.py)
-    # records into our media store; FreeSWITCH keeps no mailbox.
+    # ENQUEUE and VOICEMAIL have no applications of their own: the controller's features
+    # (esl/queue.py, esl/voicemail.py) drive the channel; FreeSWITCH keeps no queue or mailbox.
     raise PlanError(f"{kind.value} is not a media command")
 
 
@@ -96,11 +90,6 @@ def result(command: Command, done: Event | None, hung_up: bool) -> tuple[str, di
     """The interpreter's view of how the command ended. ``done`` is the last application's
     CHANNEL_EXECUTE_COMPLETE (None if it never came); ``hung_up``: the caller is gone."""
     kind = command.kind
-    if kind is CommandKind.ENQUEUE:
-        queued = (done.variable("sipio_queue_result") if done else None) or ""
-        if queued in QUEUE_RESULTS:
-            return queued, {}
-        return ("hangup", {}) if hung_up else ("no_agents", {"reason": "no queue result"})
     if hung_up:
         return "hangup", {}
     if done is None:  # no completion within the budget: the interpreter's failure path

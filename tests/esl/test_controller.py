@@ -9,56 +9,69 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
+from sqlalchemy import insert
 
+from control.core.flow import CommandKind
+from control.db import make_engine
+from control.db import models as m
+from control.db.migrate import upgrade
+from esl.apps import MediaConfig
 from esl.session_store import SessionStore
+from esl.voicemail import VoicemailConfig, VoicemailFeature, VoicemailStore
 from tests.esl.harness import doc, new_account, running, session, static, trace
 from tests.esl.peer import Caller, FreeSwitchPeer, Reaction, sipio_headers
+from tests.esl.queues import MOH, controller, first, phones, seat, setup
 
-MOH = "local_stream://moh"
+__all__ = ["MOH", "steps"]  # shared with test_takeover
 
 
-def queue_result(result: str) -> Caller:
-    """The caller presses ``digits`` in menus; the queue (ACD) reports ``result``."""
-
-    def react(app: str, arg: str, n: int) -> Reaction | None:
-        if app == "playback" and arg == MOH:
-            return Reaction(variables={"sipio_queue_result": result})
-        return None
-
-    return Caller(react=react)
+def voicemail(tmp_path: Path, account: str, box: str) -> VoicemailFeature:
+    """The voicemail feature over a config DB holding the account's box."""
+    url = f"sqlite:///{tmp_path / 'config.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as c:
+        c.execute(insert(m.Account).values(id=account, name="ivr"))
+        c.execute(insert(m.VoicemailBox).values(id=box, account_id=account, name=box))
+    return VoicemailFeature(VoicemailStore(engine), VoicemailConfig())
 
 
 def steps(events: list[dict[str, Any]]) -> list[tuple[str | None, str | None, str]]:
     return [(e["node_id"], e["outcome"], e["data"]["step"]) for e in events]
 
 
-def test_ivr_menu_digit_queue_then_voicemail(redis_url: str, redis_sync: redis.Redis) -> None:
-    """docs/flows/main-ivr.json: hours fail open, menu, key 1, sales queue times out,
-    sales voicemail. Every node entered is in the trace stream, in order."""
+def test_ivr_menu_digit_queue_then_voicemail(
+    tmp_path: Path, redis_url: str, redis_sync: redis.Redis
+) -> None:
+    """docs/flows/main-ivr.json: hours fail open, menu, key 1, the sales queue has no agent
+    logged in (no_agents), sales voicemail records. Every node entered is in the trace
+    stream, in order."""
     account = new_account()
-    caller = queue_result("timeout")
-    caller.on["play_and_get_digits"] = [Reaction(digits="1")]
+    caller = Caller(on={"play_and_get_digits": [Reaction(digits="1")]})
+    features = {CommandKind.VOICEMAIL: voicemail(tmp_path, account, "vm_sales")}
+    media = MediaConfig(media_root=str(tmp_path / "media"))
 
     async def main() -> Any:
-        async with running(redis_url, static(account, doc("main-ivr.json"))) as ctl:
+        queues = setup(account, (), "q_sales")
+        flows = static(account, doc("main-ivr.json"))
+        async with controller(redis_url, queues, flows, features=features, media=media) as ctl:
             headers = sipio_headers(account, "flow:flow_main_ivr", {"caller_cid": "+15551234"})
             return await FreeSwitchPeer().call([ctl.address], headers, caller)
 
     call = asyncio.run(main())
     apps = [app for app, _ in call.apps]
-    assert apps == ["answer", "play_and_get_digits", "multiset", "playback", "voicemail"]
+    assert apps[:2] == ["answer", "play_and_get_digits"] and apps[-1] == "record"
     pagd = dict(call.apps)["play_and_get_digits"].split(" ")
     assert pagd[:5] == ["1", "1", "1", "5000", "none"]
-    assert pagd[5] == f"/var/lib/sipio/media/{account}/media_main_menu.wav"
-    assert dict(call.apps)["multiset"] == (
-        "sipio_queue=q_sales sipio_queue_exits=timeout,no_agents,queue_full sipio_queue_result="
-    )
-    assert dict(call.apps)["voicemail"] == f"default {account} vm_sales"
+    assert pagd[5] == f"{tmp_path}/media/{account}/media_main_menu.wav"
+    recorded = dict(call.apps)["record"].split(" ")[0]
+    assert recorded.startswith(f"{tmp_path}/media/{account}/vm/")  # the box's private store
     assert call.hung_up_by == "controller" and call.hangup_cause == "NORMAL_CLEARING"
     assert call.connections == 1
     commands = [c.split("\n")[0] for c in call.commands[:6]]
@@ -67,13 +80,13 @@ def test_ivr_menu_digit_queue_then_voicemail(redis_url: str, redis_sync: redis.R
         "filter Event-Name CHANNEL_HANGUP", "linger 1",
     ]  # fmt: skip
 
-    events = trace(redis_sync, call.call_id)
-    assert all(e["type"] == "flow_step" and e["account_id"] == account for e in events)
+    events = [e for e in trace(redis_sync, call.call_id) if e["type"] == "flow_step"]
+    assert all(e["account_id"] == account for e in events)
     assert steps(events) == [
         ("entry", "default", "node"),
         ("hours", "in_hours", "node"),
         ("menu", "digit:1", "node"),
-        ("sales", "timeout", "node"),
+        ("sales", "no_agents", "node"),
         ("sales_vm", None, "end"),
     ]
     assert [e["data"]["seq"] for e in events] == [0, 1, 2, 3, 4]
@@ -130,22 +143,20 @@ def test_collected_digits_drive_an_http_lookup_then_a_queue(
         if node["id"] == "crm":
             node["data"]["url"] = base + "/api/accounts/{{account_number}}?caller={{caller_number}}"
     account = new_account()
-    caller = queue_result("answered")
+    caller = phones(first)
     caller.on["play_and_get_digits"] = [Reaction(digits="3"), Reaction(digits="123456#")]
 
     async def main() -> Any:
-        async with running(redis_url, static(account, flow)) as ctl:
+        queues = setup(account, ("u_gold",), "q_priority")
+        async with controller(redis_url, queues, static(account, flow)) as ctl:
+            seat(ctl.acd, account, "u_gold", "q_priority")
             headers = sipio_headers(account, "flow:flow_main_ivr")
             return await FreeSwitchPeer().call([ctl.address], headers, caller)
 
     call = asyncio.run(main())
     assert seen == ["/api/accounts/123456?caller=sipp"]  # Caller-Caller-ID-Number: sipp
-    exits = "timeout,abandon,no_agents,queue_full,ewt"  # its default edge takes every exit
-    assert (
-        "multiset",
-        f"sipio_queue=q_priority sipio_queue_exits={exits} sipio_queue_result=",
-    ) in call.apps
-    events = trace(redis_sync, call.call_id)
+    assert call.bridged == ["u_gold"]  # the priority queue's agent took the call
+    events = [e for e in trace(redis_sync, call.call_id) if e["type"] == "flow_step"]
     assert steps(events)[3:] == [
         ("account", "default", "node"),
         ("crm", "success", "node"),
@@ -179,10 +190,13 @@ def test_direct_queue_target_and_rejected_calls(redis_url: str, redis_sync: redi
     account = new_account()
 
     async def main() -> Any:
-        async with running(redis_url, static(account)) as ctl:
+        async with controller(
+            redis_url, setup(account, ("u_1",), "q_support"), static(account)
+        ) as ctl:
+            seat(ctl.acd, account, "u_1", "q_support")
             peer = FreeSwitchPeer()
             queued = await peer.call(
-                [ctl.address], sipio_headers(account, "queue:q_support"), queue_result("answered")
+                [ctl.address], sipio_headers(account, "queue:q_support"), phones(first)
             )
             nothing = await peer.call([ctl.address], {}, Caller())
             missing = await peer.call([ctl.address], sipio_headers(account, "flow:flow_nope"))
@@ -190,8 +204,9 @@ def test_direct_queue_target_and_rejected_calls(redis_url: str, redis_sync: redi
             return queued, nothing, missing, forged, ctl.controller.stats
 
     queued, nothing, missing, forged, stats = asyncio.run(main())
-    assert [a for a, _ in queued.apps] == ["answer", "multiset", "playback"]
-    assert steps(trace(redis_sync, queued.call_id)) == [
+    assert [a for a, _ in queued.apps] == ["answer", "multiset", "bridge"]
+    flow_steps = [e for e in trace(redis_sync, queued.call_id) if e["type"] == "flow_step"]
+    assert steps(flow_steps) == [
         ("entry", "default", "node"),
         ("queue", None, "end"),
     ]

@@ -10,9 +10,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,7 @@ import pytest
 import redis
 from sqlalchemy import insert
 
-from control.core.flow import CommandKind
-from control.core.presence import Available, Login, Membership, Profile, Register, Seat
+from control.core.presence import Membership
 from control.db import make_engine
 from control.db import models as m
 from control.db.migrate import upgrade
@@ -30,13 +27,9 @@ from control.live.acd import AcdStore
 from control.secrets import SecretStore
 from control.secrets.local import LocalBackend
 from control.stack.ports import free_port
-from esl.controller import Controller, ControllerConfig
-from esl.flows import FlowSource
-from esl.http_command import HttpPolicy, HttpRunner
-from esl.outbound import OutboundServer
-from esl.queue import QueueFeature, QueueTimers, leg_uuid
-from esl.queues_source import QueueOption, QueueSetup, SqlQueueSource, StaticQueueSource
-from esl.session_store import STREAM, SessionStore
+from esl.queue import leg_uuid
+from esl.queues_source import QueueOption, SqlQueueSource
+from esl.session_store import STREAM
 from tests.esl.harness import new_account, static
 from tests.esl.peer import (
     Caller,
@@ -48,55 +41,19 @@ from tests.esl.peer import (
     bridge_legs,
     sipio_headers,
 )
+from tests.esl.queues import (
+    MOH,
+    Ctl,
+    agent,
+    controller,
+    first,
+    make_available,
+    phones,
+    queue_row,
+    seat,
+    setup,
+)
 from tests.esl.test_takeover import _controller
-
-MOH = "local_stream://moh"
-TIMERS = QueueTimers(poll_sec=0.05, hold_slice_sec=1, viable_every_sec=0.2)
-
-
-def queue_row(account: str, queue_id: str = "q_1", **row: Any) -> dict[str, Any]:
-    return {
-        "id": queue_id, "account_id": account, "name": queue_id, "strategy": "longest_idle",
-        "agent_ring_timeout_sec": 2, "max_wait_sec": 20, "wrap_up_sec": 0, "max_no_answer": 3,
-        "announce_position": 0, "announce_first_sec": 1, "announce_interval_sec": 1,
-        "moh_mode": "stream", **row,
-    }  # fmt: skip
-
-
-def setup(
-    account: str,
-    users: tuple[str, ...],
-    queue_id: str = "q_1",
-    options: tuple[QueueOption, ...] = (),
-    **row: Any,
-) -> dict[tuple[str, str], QueueSetup]:
-    return {
-        (account, queue_id): QueueSetup(
-            row=queue_row(account, queue_id, **row),
-            options={o.digit: o for o in options},
-            members={u: Membership(queue_id, 1) for u in users},
-            positions={u: i for i, u in enumerate(users)},
-        )
-    }
-
-
-def seat(
-    acd: AcdStore, account: str, user: str, queue_id: str = "q_1", *, ready: bool = True
-) -> None:
-    """A registered agent logged into the queue: ready, or not-ready (on break)."""
-    profile = Profile(auto_ready_on_login=ready, memberships=(Membership(queue_id, 1),))
-    acd.presence.apply(account, user, Register(f"dev_{user}"))
-    acd.presence.apply(account, user, Login((Seat(queue_id, 1),)), profile)
-
-
-def make_available(acd: AcdStore, account: str, user: str, queue_id: str = "q_1") -> None:
-    profile = Profile(memberships=(Membership(queue_id, 1),))
-    acd.presence.apply(account, user, Available(), profile)
-
-
-def agent(acd: AcdStore, account: str, user: str) -> tuple[str, str, str | None, int]:
-    a = acd.presence.get(account, user)
-    return a.status, a.state, a.pause_reason, a.misses
 
 
 class Watch:
@@ -138,69 +95,6 @@ def trace(redis_url: str) -> Iterator[Watch]:
     watch = Watch(redis_url)
     yield watch
     watch.close()
-
-
-@dataclass
-class Ctl:
-    controller: Controller
-    server: OutboundServer
-    acd: AcdStore
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.server.host, self.server.port
-
-
-@asynccontextmanager
-async def controller(
-    redis_url: str,
-    queues: Mapping[tuple[str, str], QueueSetup],
-    flows: FlowSource,
-    node_id: str = "ctl-a",
-    secrets: SecretStore | None = None,
-) -> AsyncIterator[Ctl]:
-    store = SessionStore.from_url(redis_url)
-    http = HttpRunner(HttpPolicy(allow_private=True))
-    acd = AcdStore.from_url(redis_url, lease_grace_sec=0.5)
-    feature = QueueFeature(acd, StaticQueueSource(queues), http=http, timers=TIMERS,
-                           **({"secrets": lambda: secrets} if secrets else {}))  # fmt: skip
-    ctl = Controller(
-        store, flows, http, ControllerConfig(node_id=node_id, linger_sec=1),
-        features={CommandKind.ENQUEUE: feature},
-    )  # fmt: skip
-    server = OutboundServer(ctl.handle, "127.0.0.1", 0)
-    await server.start()
-    try:
-        yield Ctl(ctl, server, acd)
-    finally:
-        await server.stop()
-        http.close()
-        await store.close()
-
-
-def phones(
-    answer: Callable[[list[str]], str | None],
-    *,
-    ring: float = 0.2,
-    talk: float = 0.3,
-    moh: Callable[[int], Reaction | None] | None = None,
-) -> Caller:
-    """Agents' phones: ``answer(users rung)`` says who picks up (None: nobody, the ring
-    lasts ``ring`` s); ``moh(n)`` scripts the caller during the n-th hold playback."""
-
-    def react(app: str, arg: str, n: int) -> Reaction | None:
-        if app == "bridge":
-            users = [leg.user for leg in bridge_legs(arg)]
-            return Reaction(answered_by=answer(users), delay=ring, talk=talk)
-        if app == "playback" and arg == MOH and moh is not None:
-            return moh(n)
-        return None
-
-    return Caller(react=react)
-
-
-def first(users: list[str]) -> str | None:
-    return users[0]
 
 
 def apps_of(call: CallRecord) -> list[str]:

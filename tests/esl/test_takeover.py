@@ -20,12 +20,17 @@ from control.db.migrate import upgrade
 from control.stack.ports import free_port
 from tests.esl.harness import doc, new_account, running, session, static, trace
 from tests.esl.peer import Caller, FreeSwitchPeer, Reaction, sipio_headers
-from tests.esl.test_controller import MOH, steps
+from tests.esl.queues import controller, phones, queue_row, seat, setup
+from tests.esl.queues import first as first_agent
+from tests.esl.test_controller import steps
 
 
-def _held_menu(first: Reaction, then: Reaction, result: str) -> tuple[Caller, asyncio.Event]:
-    """The first menu prompt lasts until the test lets it finish; the queue reports ``result``."""
+def _held_menu(first: Reaction, then: Reaction) -> tuple[Caller, asyncio.Event]:
+    """The first menu prompt lasts until the test lets it finish; a queue's first agent
+    answers."""
     started = asyncio.Event()
+    agents = phones(first_agent)
+    assert agents.react is not None
 
     def react(app: str, arg: str, n: int) -> Reaction | None:
         if app == "play_and_get_digits":
@@ -33,9 +38,7 @@ def _held_menu(first: Reaction, then: Reaction, result: str) -> tuple[Caller, as
                 started.set()
                 return first
             return then
-        if app == "playback" and arg == MOH:
-            return Reaction(variables={"sipio_queue_result": result})
-        return None
+        return agents.react(app, arg, n) if agents.react else None
 
     return Caller(react=react), started
 
@@ -57,6 +60,8 @@ def _flow_db(path: Path, account: str) -> str:
                 status="published", document=doc("main-ivr.json"), published_at=1,
             )
         )  # fmt: skip
+        c.execute(insert(m.Queue).values(**queue_row(account, "q_sales")))  # nobody logged in
+        c.execute(insert(m.VoicemailBox).values(id="vm_sales", account_id=account, name="sales"))
     engine.dispose()
     return url
 
@@ -83,7 +88,7 @@ def test_killed_controller_process_is_replaced_mid_call(
     db_url = _flow_db(tmp_path / "flows.db", account)
     port = free_port(udp=False)
     hold = asyncio.Event()
-    caller, menu_started = _held_menu(Reaction(hold=hold, digits="1"), Reaction(), "timeout")
+    caller, menu_started = _held_menu(Reaction(hold=hold, digits="1"), Reaction())
     first = _controller(tmp_path, port, redis_url, db_url, "ctl-1")
     second = None
 
@@ -108,14 +113,14 @@ def test_killed_controller_process_is_replaced_mid_call(
                 process.wait(10)
     assert call.connections == 2
     apps = [app for app, _ in call.apps]
-    assert apps == ["answer", "play_and_get_digits", "multiset", "playback", "voicemail"]
+    assert apps[:2] == ["answer", "play_and_get_digits"] and apps[-1] == "record"
     assert call.hung_up_by == "controller"
-    events = trace(redis_sync, call.call_id)
+    events = [e for e in trace(redis_sync, call.call_id) if e["type"] == "flow_step"]
     assert steps(events) == [
         ("entry", "default", "node"),
         ("hours", "in_hours", "node"),
         ("menu", "digit:1", "node"),
-        ("sales", "timeout", "node"),
+        ("sales", "no_agents", "node"),
         ("sales_vm", None, "end"),
     ]  # buffered before the crash, flushed by the successor: nothing lost, nothing twice
     assert {e["data"]["controller"] for e in events} == {"ctl-2"}
@@ -130,11 +135,16 @@ def test_interrupted_prompt_is_replayed_by_the_next_controller(
 ) -> None:
     account = new_account()
     hold = asyncio.Event()
-    caller, menu_started = _held_menu(Reaction(hold=hold), Reaction(digits="2"), "answered")
+    caller, menu_started = _held_menu(Reaction(hold=hold), Reaction(digits="2"))
 
     async def main() -> Any:
         flows = static(account, doc("main-ivr.json"))
-        async with running(redis_url, flows, "ctl-a") as a, running(redis_url, flows, "ctl-b") as b:
+        queues = setup(account, ("u_1",), "q_support")
+        async with (
+            controller(redis_url, queues, flows, "ctl-a") as a,
+            controller(redis_url, queues, flows, "ctl-b") as b,
+        ):
+            seat(a.acd, account, "u_1", "q_support")
             headers = sipio_headers(account, "flow:flow_main_ivr")
             call = asyncio.create_task(
                 FreeSwitchPeer().call([a.address, b.address], headers, caller)
@@ -148,10 +158,12 @@ def test_interrupted_prompt_is_replayed_by_the_next_controller(
     gathers = [arg for app, arg in call.apps if app == "play_and_get_digits"]
     assert len(gathers) == 2 and gathers[0] == gathers[1]  # same command, same seq: re-issued
     assert stats.resumed == 1
-    assert steps(trace(redis_sync, call.call_id))[2:] == [
+    flow_steps = [e for e in trace(redis_sync, call.call_id) if e["type"] == "flow_step"]
+    assert steps(flow_steps)[2:] == [
         ("menu", "digit:2", "node"),
         ("support", "answered", "end"),
     ]
+    assert call.bridged == ["u_1"]
 
 
 def test_takeover_during_a_bridge_ends_the_call_cleanly(
