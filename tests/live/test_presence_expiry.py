@@ -76,7 +76,9 @@ def test_an_expired_registration_makes_the_agent_unreachable(short_lived: Settin
     # Never refreshed: expiry (2 s) + usrloc timer (1 s) + the feed's read (1 s), with margin.
     reachable_until(presence, tenant.id, lapsing["id"], False, within=SHORT + 6)
     lapsed_after = time.monotonic() - registered_at
-    assert lapsed_after >= SHORT - 0.2  # not before the registration ran out
+    # Not before the registration ran out: usrloc keeps expiry in whole seconds of its clock,
+    # so a contact registered late in a second lapses up to 1 s early by ours.
+    assert lapsed_after >= SHORT - 1.0
     assert presence.get(tenant.id, steady["id"]).reachable  # the other agent is untouched
 
     events = [json.loads(f[b"e"]) for _, f in client.xrange("sipio:events")]
