@@ -1,9 +1,12 @@
 """REGISTERs and calls per second through the KEMI routing, beside a native kamailio.cfg.
 
-Both Kamailio instances get the same users, the same SIPp load and the same worker count:
-digest REGISTER of every user, then authenticated INVITE -> 200 -> ACK -> BYE calls between
-registered users. Printed per config: completed/s, failures and Kamailio CPU per operation
-(all processes of its group), plus the ratio KEMI / native.
+Three Kamailio instances get the same users, the same SIPp load and the same worker count:
+a native kamailio.cfg, the KEMI routing with media anchored by our Python ng client, and the
+same KEMI routing with media anchored by Kamailio's C rtpengine module (``media_driver``
+"module"), all on the same rtpengine and Redis. Digest REGISTER of every user, then
+authenticated INVITE -> 200 -> ACK -> BYE calls between registered users. Printed per config:
+completed/s, failures and Kamailio CPU per operation (all processes of its group), the ratio
+KEMI / native, and the Python media path's own cost: KEMI (python) - KEMI (C module).
 
     python -m bench.call_rate [--tenants 100] [--registers 2000] [--calls 1000] [--rate 200]
 """
@@ -17,12 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import start_one
 from bench.options_rate import _failed_calls, group_cpu_seconds
 from control.core.digest import digest_hashes
 from control.demo import sipp
+from control.kamailio.rpc import KamailioRpc
 from control.settings import Settings
 from control.stack import supervisor
-from control.stack.components import CLEAN_PATH
+from control.stack.components import CLEAN_PATH, Kamailio
 from control.stack.ports import free_port, free_stack_ports
 from control.stack.process import ProcessRecord, spawn, stop
 from tests.harness.provision import Provisioner
@@ -37,6 +42,23 @@ class Target:
     label: str
     pgid: int
     address: str
+    rpc_socket: Path
+
+
+def sip_workers(target: Target) -> list[int]:
+    """The processes that run the SIP routes (request, reply, branch, failure), where the
+    media path's cost lands; the rest (timers, RPC) cost the same per second, not per call."""
+    processes = KamailioRpc(target.rpc_socket).call("core.psx")
+    return [int(p["PID"]) for p in processes if str(p["DSC"]).startswith("udp receiver")]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+        fields = raw[raw.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def domains(count: int) -> list[str]:
@@ -52,7 +74,8 @@ def run_load(
     target: Target, scenario: str, inf: Path, calls: int, rate: int, user: str,
     keys: dict[str, str | int],
 ) -> dict[str, float]:  # fmt: skip
-    cpu_before = group_cpu_seconds(target.pgid)
+    workers = sip_workers(target)
+    cpu_before, workers_before = group_cpu_seconds(target.pgid), cpu_seconds(workers)
     started = time.perf_counter()
     result = sipp.run(
         HERE / "scenarios" / scenario, target.address, calls=calls, rate=rate, timeout=300,
@@ -61,8 +84,10 @@ def run_load(
     )  # fmt: skip
     wall = time.perf_counter() - started
     cpu = group_cpu_seconds(target.pgid) - cpu_before
+    workers_cpu = cpu_seconds(workers) - workers_before
     done = calls - _failed_calls(result.output)
-    return {"per_s": done / wall, "failed": calls - done, "cpu_us": cpu / max(done, 1) * 1e6}
+    return {"per_s": done / wall, "failed": calls - done, "cpu_us": cpu / max(done, 1) * 1e6,
+            "workers_us": workers_cpu / max(done, 1) * 1e6}  # fmt: skip
 
 
 def start_native(
@@ -96,6 +121,18 @@ def start_native(
     return record, port
 
 
+def start_module_kemi(settings: Settings, work: Path) -> tuple[ProcessRecord, int, Path]:
+    """A second KEMI Kamailio on the same config DB, Redis and rtpengine, whose media goes
+    through the C rtpengine module."""
+    port = free_port()
+    module = settings.model_copy(
+        update={"state_dir": work / "module", "sip_port": port, "media_driver": "module",
+                "db_url": settings.db_url}
+    )  # fmt: skip
+    module.save()
+    return start_one(Kamailio(module), timeout=20), port, module.kamailio_rpc_socket
+
+
 def provision_kemi(settings: Settings, realms: list[str]) -> None:
     prov = Provisioner(settings)
     for realm in realms:
@@ -119,13 +156,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sipio-bench-") as tmp:
         work = Path(tmp)
         settings = Settings(
-            state_dir=work / "stack", **free_stack_ports(50),
+            state_dir=work / "stack", **free_stack_ports(2000),  # 500 calls at once
             kamailio_children=args.children, api_workers=2, config_check_sec=0.5,
         )  # fmt: skip
         supervisor.up(settings)
         native, native_port = start_native(
             work, args.children, realms, (settings.ng_host, settings.ng_port)
         )
+        module, module_port, module_rpc = start_module_kemi(settings, work)
         uas_port = free_port()
         uas = sipp.start(HERE / "scenarios" / "uas_bench.xml", None, local_port=uas_port,
                          calls=10**6, timeout=600,
@@ -136,8 +174,19 @@ def main() -> None:
                 r for r in supervisor.load_records(settings.state_dir) if r.name == "kamailio"
             )
             targets = [
-                Target("native kamailio.cfg", native.pid, f"127.0.0.1:{native_port}"),
-                Target("sipio KEMI (python)", kemi.pid, f"127.0.0.1:{settings.sip_port}"),
+                Target(
+                    "native kamailio.cfg",
+                    native.pid,
+                    f"127.0.0.1:{native_port}",
+                    work / "native_calls_rpc.sock",
+                ),
+                Target(
+                    "sipio KEMI (python)",
+                    kemi.pid,
+                    f"127.0.0.1:{settings.sip_port}",
+                    settings.kamailio_rpc_socket,
+                ),
+                Target("sipio KEMI (C module)", module.pid, f"127.0.0.1:{module_port}", module_rpc),
             ]
             inf = injection(work / "realms.csv", realms)
             rows = []
@@ -154,6 +203,7 @@ def main() -> None:
         finally:
             uas.stop()
             stop(native)
+            stop(module)
             supervisor.down(settings.state_dir)
 
     print(f"\n{args.tenants} tenants x 2 users, "
@@ -161,14 +211,20 @@ def main() -> None:
           f"{args.calls} calls offered at {args.rate}/s, {args.children} workers, "
           f"{os.cpu_count()} cores")  # fmt: skip
     print(f"{'config':<22} {'REGISTER/s':>10} {'fail':>5} {'CPU us/reg':>11}   "
-          f"{'calls/s':>8} {'fail':>5} {'CPU us/call':>12}")  # fmt: skip
+          f"{'calls/s':>8} {'fail':>5} {'CPU us/call':>12} {'SIP workers':>12}")  # fmt: skip
     for label, reg, call in rows:
         print(f"{label:<22} {reg['per_s']:>10.0f} {reg['failed']:>5.0f} {reg['cpu_us']:>11.1f}   "
-              f"{call['per_s']:>8.0f} {call['failed']:>5.0f} {call['cpu_us']:>12.1f}")  # fmt: skip
-    (_, nreg, ncall), (_, kreg, kcall) = rows
+              f"{call['per_s']:>8.0f} {call['failed']:>5.0f} {call['cpu_us']:>12.1f} "
+              f"{call['workers_us']:>12.1f}")  # fmt: skip
+    (_, nreg, ncall), (_, kreg, kcall), (_, _, mcall) = rows
     reg_ratio = kreg["cpu_us"] / max(nreg["cpu_us"], 1e-9)
     print(f"KEMI / native Kamailio CPU: REGISTER x{reg_ratio:.2f}, "
           f"call x{kcall['cpu_us'] / max(ncall['cpu_us'], 1e-9):.2f}")  # fmt: skip
+    print(f"Python media path, Kamailio CPU per call over the C rtpengine module: "
+          f"{kcall['cpu_us'] - mcall['cpu_us']:+.1f} us (all processes), "
+          f"{kcall['workers_us'] - mcall['workers_us']:+.1f} us (SIP workers); native kamailio.cfg "
+          f"{ncall['cpu_us']:.1f} / {ncall['workers_us']:.1f} us per call; "
+          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -85,6 +85,10 @@ class Settings(BaseModel):
     rtpengine_nodes: list[str] = Field(default_factory=list)
     # Anchor the media of relayed calls on rtpengine (off only for signalling-only set-ups).
     media_anchor: bool = True
+    # Who sends the ng commands: "python" (control.rtpengine, Redis-backed stickiness) or
+    # "module" (Kamailio's C rtpengine module: a measurement baseline and a fallback for plain
+    # calls; WebRTC callees are not offered per branch there). docs/rtpengine.md
+    media_driver: str = Field("python", pattern="^(python|module)$")
     # FreeSWITCH nodes that answer flow/queue/voicemail/conference targets (dispatcher set 1),
     # as SIP URIs, e.g. "sip:127.0.0.1:5080".
     media_nodes: list[str] = Field(default_factory=list)

@@ -6,6 +6,7 @@ import re
 import secrets
 from pathlib import Path
 
+from control.rtpengine.pool import configured_nodes
 from control.settings import Settings
 
 TEMPLATE = Path(__file__).with_name("kamailio.cfg.tmpl")
@@ -29,12 +30,21 @@ def render(settings: Settings) -> str:
         "fr_timer": str(settings.sip_transaction_timeout_ms),
         # Key of the From/To restore data uac puts in Record-Route; new for each start.
         "uac_restore_secret": secrets.token_hex(8),
+        "rtpengine_module": rtpengine_module(settings),
     }
 
     def substitute(match: re.Match[str]) -> str:
         return values[match.group(1)]  # KeyError: a placeholder the renderer does not know
 
     return _PLACEHOLDER.sub(substitute, TEMPLATE.read_text())
+
+
+def rtpengine_module(settings: Settings) -> str:
+    """The C rtpengine module's lines when it sends the ng commands (``media_driver``)."""
+    if settings.media_driver != "module":
+        return ""
+    sockets = " ".join(f"udp:{n.host}:{n.port}={n.weight}" for n in configured_nodes(settings))
+    return f'loadmodule "rtpengine.so"\nmodparam("rtpengine", "rtpengine_sock", "{sockets}")'
 
 
 def render_dispatcher(settings: Settings) -> str:

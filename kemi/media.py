@@ -14,14 +14,8 @@ import KSR
 
 from control.core.routing.directives import Ring
 from control.core.routing.model import Snapshot
-from control.rtpengine import (
-    MediaOptions,
-    NgCallNotFound,
-    NgError,
-    NgPool,
-    Node,
-)
-from control.rtpengine.pool import worker_redis
+from control.rtpengine import MediaOptions, NgCallNotFound, NgError, NgPool
+from control.rtpengine.pool import PlacedCall, configured_nodes, worker_redis
 from control.settings import Settings
 
 SDP = "application/sdp"
@@ -34,6 +28,10 @@ PROFILE_AVP = "$avp(sipio_media)"
 # Dialog variable: "-" not anchored; otherwise "a", then the kinds of the caller and the callee.
 # In-dialog offers (re-INVITE, UPDATE, the ACK of a late offer) read it.
 DIALOG_VAR = "$dlg_var(sipio_media)"
+# The rtpengine node of the call's offer, for its replies (transaction) and later requests
+# (dialog): their commands go straight to it, with no Redis lookup (NgPool.at).
+NODE_AVP = "$avp(sipio_rtp)"
+NODE_VAR = "$dlg_var(sipio_rtp)"
 # Branch flag of a WebRTC device's contacts: set on its REGISTER, so usrloc keeps it with the
 # contact and every lookup puts it back on the branch that rings it.
 WEBRTC_BFLAG = 6
@@ -55,36 +53,61 @@ def kind_of(sdp: str) -> str:
     return WEBRTC if "UDP/TLS/RTP/SAVP" in sdp or "a=fingerprint:" in sdp else PLAIN
 
 
+TO_WEBRTC = MediaOptions.sip_to_webrtc()  # built (and checked) once per worker, not per call
+FROM_WEBRTC = MediaOptions.webrtc_to_sip()
+
+
 def options_for(receiver: str, sender: str) -> MediaOptions | None:
     """rtpengine options for an SDP going from ``sender`` to ``receiver``: it must fit the
     party that will read it."""
     if receiver == WEBRTC:
-        return MediaOptions.sip_to_webrtc()
+        return TO_WEBRTC
     if sender == WEBRTC:
-        return MediaOptions.webrtc_to_sip()
+        return FROM_WEBRTC
     return None
 
 
-def nodes(settings: Settings) -> list[Node]:
-    if not settings.rtpengine_nodes:
-        return [Node("local", settings.ng_host, settings.ng_port)]
-    found = []
-    for index, spec in enumerate(settings.rtpengine_nodes):
-        host, port, *weight = spec.rsplit(":", 2) if spec.count(":") >= 2 else (*spec.split(":"),)
-        found.append(Node(f"rtp{index}", host, int(port), int(weight[0]) if weight else 1))
-    return found
+def module_flags(options: MediaOptions | None) -> str:
+    """The C rtpengine module's flags string for these options (``media_driver`` "module")."""
+    words: list[str] = []
+    for key, value in (options.to_ng() if options else {}).items():
+        if key == "flags" and isinstance(value, list):
+            words += map(str, value)
+        elif isinstance(value, dict):  # codec: {verb: [names]}
+            words += [f"{key}-{verb}-{name}" for verb, names in value.items() for name in names]
+        elif isinstance(value, list):
+            words += [f"{key}={item}" if key == "direction" else f"{key}-{item}" for item in value]
+        else:
+            words.append(f"{key}={value}")
+    return " ".join(words)
 
 
 class MediaAnchor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.module = settings.media_driver == "module"  # Kamailio's C module sends the commands
         self._pool: NgPool | None = None
 
     def pool(self) -> NgPool:
         if self._pool is None:
-            self._pool = NgPool(nodes(self.settings), worker_redis(self.settings.redis_url),
-                                timeout=0.5)  # fmt: skip
+            redis_client = worker_redis(self.settings.redis_url)
+            self._pool = NgPool(configured_nodes(self.settings), redis_client, timeout=0.5)
         return self._pool
+
+    def placed(self) -> PlacedCall:
+        """The pool's commands for this call, sent straight to the node its offer went to as
+        the transaction or the dialog remembers it (no Redis round trip; none known: a new
+        call, or a dialog from before a restart, found through Redis and the nodes)."""
+        node = KSR.pv.getvs(NODE_AVP, "") or KSR.pv.getvs(NODE_VAR, "")
+        return self.pool().at(node or None)
+
+    @staticmethod
+    def keep_node(node: str) -> None:
+        """Remember the call's node for its replies (transaction) and later requests (dialog)."""
+        if KSR.pv.getvs(NODE_AVP, "") != node:
+            KSR.pv.sets(NODE_AVP, node)
+        if KSR.pv.getvs(NODE_VAR, "") != node:
+            KSR.pv.sets(NODE_VAR, node)
 
     @staticmethod
     def body() -> str:
@@ -103,7 +126,7 @@ class MediaAnchor:
         caller = kind(webrtc_caller)
         KSR.pv.sets(DIALOG_VAR, "a" + caller + PLAIN)
         sdp = self.body()
-        mode = ("b" if per_branch else "o") if sdp else "l"
+        mode = ("b" if per_branch and not self.module else "o") if sdp else "l"
         KSR.pv.sets(PROFILE_AVP, mode + caller + UNKNOWN)
         if mode != "o":
             return None  # late offer: the 200 carries it; per branch: the branch route
@@ -130,11 +153,14 @@ class MediaAnchor:
     def _offer(
         self, sdp: str, from_tag: str, options: MediaOptions | None, via_branch: str | None = None
     ) -> str | None:
+        if self.module:
+            return self.run_module("offer", options)
         try:
-            reply = self.pool().offer(KSR.pv.getvs("$ci", ""), sdp, from_tag=from_tag,
-                                      options=options, via_branch=via_branch)  # fmt: skip
+            reply = self.placed().offer(KSR.pv.getvs("$ci", ""), sdp, from_tag=from_tag,
+                                        options=options, via_branch=via_branch)  # fmt: skip
         except NgError as exc:
             return f"{type(exc).__name__}: {exc}"
+        self.keep_node(reply.node)
         KSR.textops.set_body(reply.sdp, SDP)
         return None
 
@@ -151,15 +177,18 @@ class MediaAnchor:
             if int(KSR.pv.getvs("$rs", "0") or 0) >= 200:
                 KSR.pv.sets(DIALOG_VAR, "a" + requester + replier)
         options = options_for(requester, replier)  # the reply's SDP goes to the requester
+        if self.module:  # the module swaps the tags of an offer in a reply itself
+            return self.run_module("offer" if mode == "l" else "answer", options)
         via_branch = self.branch() if mode == "b" else None
         call_id, from_tag, to_tag = (KSR.pv.getvs(v, "") for v in ("$ci", "$ft", "$tt"))
         try:
             if mode == "l":
                 # Late offer: the party answering the request offers, its peer answers in the ACK.
-                reply = self.pool().offer(call_id, sdp, from_tag=to_tag, options=options)
+                reply = self.placed().offer(call_id, sdp, from_tag=to_tag, options=options)
+                self.keep_node(reply.node)
             else:
-                reply = self.pool().answer(call_id, sdp, from_tag=from_tag, to_tag=to_tag,
-                                           options=options, via_branch=via_branch)  # fmt: skip
+                reply = self.placed().answer(call_id, sdp, from_tag=from_tag, to_tag=to_tag,
+                                             options=options, via_branch=via_branch)  # fmt: skip
         except NgError as exc:
             return f"{type(exc).__name__}: {exc}"
         KSR.textops.set_body(reply.sdp, SDP)
@@ -178,10 +207,12 @@ class MediaAnchor:
         if KSR.is_ACK():
             if not sdp:
                 return None
+            if self.module:
+                return self.run_module("answer", options_for(receiver, sender))
             call_id, from_tag, to_tag = (KSR.pv.getvs(v, "") for v in ("$ci", "$ft", "$tt"))
             try:  # the offer came from the party this ACK goes to
-                reply = self.pool().answer(call_id, sdp, from_tag=to_tag, to_tag=from_tag,
-                                           options=options_for(receiver, sender))  # fmt: skip
+                reply = self.placed().answer(call_id, sdp, from_tag=to_tag, to_tag=from_tag,
+                                             options=options_for(receiver, sender))  # fmt: skip
             except NgCallNotFound:
                 return None  # already deleted (a BYE crossed the ACK)
             except NgError as exc:
@@ -197,10 +228,25 @@ class MediaAnchor:
         return self._offer(sdp, KSR.pv.getvs("$ft", ""), options_for(receiver, sender))
 
     def delete(self) -> str | None:
+        if self.module:
+            KSR.rtpengine.rtpengine_delete0()  # a call already gone is logged by the module
+            return None
         try:
-            self.pool().delete(KSR.pv.getvs("$ci", ""))
+            self.placed().delete(KSR.pv.getvs("$ci", ""))
         except NgCallNotFound:
             return None  # already gone (retransmitted BYE, CANCEL after failure)
         except NgError as exc:
             return f"{type(exc).__name__}: {exc}"
+        return None
+
+    @staticmethod
+    def run_module(command: str, options: MediaOptions | None) -> str | None:
+        """Offer or answer through the C module: it takes the tags and the SDP from the message
+        (swapping them for an offer in a reply or an answer in a request, as the Python path
+        does) and rewrites the body itself."""
+        run = (
+            KSR.rtpengine.rtpengine_offer if command == "offer" else KSR.rtpengine.rtpengine_answer
+        )
+        if run(module_flags(options)) < 0:
+            return f"rtpengine module: {command} failed"
         return None

@@ -37,12 +37,14 @@ call on a live node.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -61,6 +63,9 @@ from control.rtpengine.errors import (
 from control.rtpengine.ng import NgClient
 from control.rtpengine.transport import TransportName
 
+if TYPE_CHECKING:
+    from control.settings import Settings
+
 log = logging.getLogger(__name__)
 
 RedisClient = redis.Redis | RedisCluster
@@ -76,6 +81,18 @@ def worker_redis(url: str, *, timeout: float = 0.2) -> redis.Redis:
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+def configured_nodes(settings: Settings) -> list[Node]:
+    """The stack's nodes from ``rtpengine_nodes`` ("host:port[:weight]", named rtp0, rtp1, …);
+    none configured: the stack's own rtpengine, named "local"."""
+    if not settings.rtpengine_nodes:
+        return [Node("local", settings.ng_host, settings.ng_port)]
+    found = []
+    for index, spec in enumerate(settings.rtpengine_nodes):
+        host, port, *weight = spec.rsplit(":", 2) if spec.count(":") >= 2 else (*spec.split(":"),)
+        found.append(Node(f"rtp{index}", host, int(port), int(weight[0]) if weight else 1))
+    return found
 
 
 @dataclass(frozen=True)
@@ -253,8 +270,9 @@ class NgPool(CallCommands):
 
     # -- choosing and talking to nodes
 
-    def _pick(self, exclude: Iterable[str]) -> str | None:
-        """A node for a new call: weighted among those not excluded nor recently down."""
+    def _pick(self, exclude: Iterable[str], preference: Sequence[str] | None = None) -> str | None:
+        """A node for a new call among those not excluded nor recently down: the first of
+        ``preference`` (the call's rendezvous order), or a weighted random one."""
         self._refresh_down()
         skip = set(exclude)
         while True:
@@ -265,7 +283,11 @@ class NgPool(CallCommands):
             ]
             if not candidates:
                 return None
-            chosen = self._rng.choices(candidates, [n.weight for n in candidates])[0].name
+            if preference is None:
+                chosen = self._rng.choices(candidates, [n.weight for n in candidates])[0].name
+            else:
+                names = {n.name for n in candidates}
+                chosen = next(name for name in preference if name in names)
             if chosen not in self._down or self._probe(chosen):
                 return chosen
             skip.add(chosen)
@@ -338,6 +360,77 @@ class NgPool(CallCommands):
             f"no rtpengine node took call {call_id!r} (tried {tried_text}; last: {failure})"
         ) from failure
 
+    # -- calls whose node the caller keeps (see `at`)
+
+    def at(self, node: str | None) -> PlacedCall:
+        """The call commands for a caller that keeps each call's node itself (Kamailio: in
+        the transaction and the dialog); ``node`` is where the call's offer went (the
+        ``SdpReply.node`` of an earlier command), None for a new call.
+
+        A new call goes to the first live node of its rendezvous order (a hash of the Call-ID
+        and the node names, the same in every worker and process), so Redis learns about it
+        only when it lands elsewhere (failover, overload, a drained home): in steady state a
+        call costs no Redis round trip at all. Commands for a known node go straight to it;
+        a re-offer whose node died re-anchors the call. Without the node (another process, a
+        restart) the plain pool commands still find every call: the Redis key for calls off
+        their home node, the home node first otherwise.
+        """
+        return PlacedCall(self, node)
+
+    def _send_placed(
+        self, node: str | None, command: str, call_id: str, params: dict[str, NgValue]
+    ) -> tuple[str, NgReply]:
+        if node is None or node not in self.nodes:
+            if command == "offer":
+                return self._place(call_id, params, moved=node is not None)
+            return self._send(command, call_id, params)  # ask Redis, then the nodes
+        self._refresh_down()
+        if command == "offer" and self._recently_down(node):
+            return self._place(call_id, params, moved=True, exclude=(node,))
+        try:
+            reply = self._on(node, command, call_id, params)
+        except NgUnavailable:
+            if command != "offer":
+                raise
+            return self._place(call_id, params, moved=True, exclude=(node,))
+        if command == "delete" and "via-branch" not in params:
+            home = rendezvous(call_id, self.nodes.values())[:1]
+            if [node] != home:  # its exception mapping goes with it
+                key = self.call_key(call_id)
+                self._redis("DEL", lambda: self.redis.delete(key), 0)
+        return node, reply
+
+    def _place(
+        self,
+        call_id: str,
+        params: dict[str, NgValue],
+        *,
+        moved: bool,
+        exclude: Iterable[str] = (),
+    ) -> tuple[str, NgReply]:
+        """Offer on the call's first live node in rendezvous order, failing over; record the
+        node in Redis only when it is not the home node (or the call ``moved`` from one)."""
+        preference = rendezvous(call_id, self.nodes.values())
+        key = self.call_key(call_id)
+        tried = list(exclude)
+        failure: NgError | None = None
+        while (node := self._pick(tried, preference)) is not None:
+            tried.append(node)
+            try:
+                reply = self._on(node, "offer", call_id, params)
+            except (NgUnavailable, NgOverloaded) as exc:
+                failure = exc
+                continue
+            if node != preference[0]:
+                self._map(key, node)  # an exception: every worker must find it
+            elif moved:
+                self._redis("DEL", lambda: self.redis.delete(key), 0)  # home again
+            return node, reply
+        tried_text = ", ".join(tried) or "none: all drained or down"
+        raise NgNoNodeAvailable(
+            f"no rtpengine node took call {call_id!r} (tried {tried_text}; last: {failure})"
+        ) from failure
+
     def _claim(self, key: str, node: str) -> str | None:
         """Map the call to ``node`` unless it has a node already; return that node, if any.
 
@@ -362,7 +455,8 @@ class NgPool(CallCommands):
         """No mapping: ask the live nodes until one knows the call, and remap it there."""
         self._refresh_down()
         unreachable: NgUnavailable | None = None
-        for node in self.nodes:
+        likely = rendezvous(call_id, self.nodes.values())  # where a placed call's offer went
+        for node in dict.fromkeys([*likely, *self.nodes]):
             if self._recently_down(node):
                 unreachable = NgUnavailable(f"rtpengine node {node} is down")
                 continue
@@ -379,6 +473,32 @@ class NgPool(CallCommands):
         if unreachable is not None:  # the call may well be on the node we could not ask
             raise NgUnavailable(f"call {call_id!r} not found on live nodes: {unreachable}")
         raise NgCallNotFound(command, f"no node of the pool knows call-id {call_id!r}")
+
+
+class PlacedCall(CallCommands):
+    """`NgPool.at`: the pool's call commands with the call's node given by the caller."""
+
+    def __init__(self, pool: NgPool, node: str | None) -> None:
+        self.pool = pool
+        self.node = node
+
+    def _send(self, command: str, call_id: str, params: dict[str, NgValue]) -> tuple[str, NgReply]:
+        return self.pool._send_placed(self.node, command, call_id, params)
+
+
+def rendezvous(call_id: str, nodes: Iterable[Node]) -> list[str]:
+    """Names of the nodes that take new calls (weight > 0), best first for this call: weighted
+    rendezvous hashing. Every process computes the same order, a node gets calls in
+    proportion to its weight, and adding or removing a node moves only that node's share."""
+    takers = [node for node in nodes if node.weight > 0]
+    if len(takers) < 2:
+        return [node.name for node in takers]  # nothing to hash
+    scored = []
+    for node in takers:
+        digest = hashlib.blake2b(f"{node.name}\0{call_id}".encode(), digest_size=8).digest()
+        unit = (int.from_bytes(digest) + 1) / (2**64 + 2)  # in (0, 1)
+        scored.append((node.weight / -math.log(unit), node.name))
+    return [name for _, name in sorted(scored, reverse=True)]
 
 
 def _text(value: object) -> str | None:
