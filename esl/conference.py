@@ -269,4 +269,3 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 def recording_name(account_id: str, uuid: str) -> str:
     """``<account>/<uuid>-<epoch s>.wav`` below the recordings root."""
     return f"{account_id}/{uuid}-{int(time.time())}.wav"
-
