@@ -23,8 +23,9 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, select
 
 from control.core.flow import FlowContext, FlowDocument, parse_flow, referenced_flows
-from control.core.schedule import Schedule, ScheduleRule
+from control.core.schedule import Schedule
 from control.core.tenancy import effective_settings
+from control.db.snapshot import schedule_of
 
 MAX_SUBFLOWS = 32
 TARGET_PREFIX = "target_"
@@ -230,14 +231,5 @@ class SqlFlowSource:
             timezone=settings["timezone"],
             language=settings["language"],
             voice_gender=settings["voice_gender"],
-            schedules={
-                s.id: Schedule(
-                    id=s.id,
-                    timezone=s.timezone,
-                    rules=tuple(ScheduleRule.from_mapping(rule) for rule in s.rules or ()),
-                    name=s.name,
-                    account_id=s.account_id,
-                )
-                for s in schedules
-            },
+            schedules={s.id: schedule_of(s) for s in schedules},
         )

@@ -31,6 +31,17 @@ def _hours(row: Any) -> mdl.Hours:
     )
 
 
+def schedule_of(row: Any) -> Schedule:
+    """A ``time_schedules`` row as the core's Schedule (routing snapshot and flow profiles)."""
+    return Schedule(
+        id=row.id,
+        timezone=row.timezone,
+        rules=tuple(ScheduleRule.from_mapping(rule) for rule in row.rules or ()),
+        name=row.name,
+        account_id=row.account_id,
+    )
+
+
 def config_version(connection: Connection) -> int:
     value = connection.scalar(
         select(m.ConfigMeta.value).where(m.ConfigMeta.key == "config_version")
@@ -136,16 +147,7 @@ def build(version: int, rows: dict[type[Any], list[Any]]) -> mdl.Snapshot:
         members[r.ring_group_id].append(
             mdl.RingMember(r.user_id, r.device_id, r.position, r.delay_sec, r.timeout_sec)
         )
-    schedules = {
-        s.id: Schedule(
-            id=s.id,
-            timezone=s.timezone,
-            rules=tuple(ScheduleRule.from_mapping(rule) for rule in s.rules or ()),
-            name=s.name,
-            account_id=s.account_id,
-        )
-        for s in rows[m.TimeSchedule]
-    }
+    schedules = {s.id: schedule_of(s) for s in rows[m.TimeSchedule]}
     media: set[tuple[str, str]] = set()
     for model, kind in (
         (m.CallFlow, "flow"),

@@ -48,7 +48,7 @@ from control.core.admission import (
     outage_decision,
     plan,
 )
-from control.live.client import Lua, RedisClient, run_pipeline, text, worker_redis
+from control.live.client import Lua, Pipeline, RedisClient, run_pipeline, text, worker_redis
 from control.live.scripts import ADMIT, REFRESH, RELEASE, UNTAKE
 
 log = logging.getLogger(__name__)
@@ -241,44 +241,53 @@ class AdmissionStore:
         value = self.redis.get(self.keys.steering(call_id))
         return text(value).split() if value else []
 
+    def _each_owner(
+        self,
+        call_id: str,
+        accounts: Iterable[str] | str | None,
+        script: Lua,
+        args: list[Any],
+        then: Callable[[Pipeline], Any],
+    ) -> bool:
+        """Run ``script`` for the call in every account holding it, plus ``then`` on the
+        steering key, in one pipelined round trip; True when any account held the call."""
+        owners = self._owners(call_id, accounts)
+        if not owners:
+            return False
+        pipe = self.redis.pipeline(transaction=False)
+        scripts = {}
+        for index, account in enumerate(owners):
+            keys = self.keys.account(account)
+            script.queue(pipe, keys, args)
+            scripts[index] = (script, keys, args)
+        then(pipe)
+        replies = run_pipeline(self.redis, pipe, scripts)
+        return any(int(r) for r in replies[: len(owners)])
+
     def release(self, call_id: str, *, accounts: Iterable[str] | str | None = None) -> bool:
         """Give back everything the call holds (dialog end, failure, cancel). True when it held
         anything. ``accounts`` (or a decision ``token``) saves the steering lookup."""
 
-        def run() -> bool:
-            owners = self._owners(call_id, accounts)
-            if not owners:
-                return False
-            pipe = self.redis.pipeline(transaction=False)
-            scripts = {}
-            for index, account in enumerate(owners):
-                keys = self.keys.account(account)
-                RELEASE.queue(pipe, keys, [call_id])
-                scripts[index] = (RELEASE, keys, [call_id])
-            pipe.delete(self.keys.steering(call_id))
-            replies = run_pipeline(self.redis, pipe, scripts)
-            return any(int(r) for r in replies[: len(owners)])
-
-        return self._quietly("release", run, False)
+        steering = self.keys.steering(call_id)
+        return self._quietly(
+            "release",
+            lambda: self._each_owner(
+                call_id, accounts, RELEASE, [call_id], lambda p: p.delete(steering)
+            ),
+            False,
+        )
 
     def refresh(self, call_id: str, *, accounts: Iterable[str] | str | None = None) -> bool:
         """Push the call's deadline back (a dialog keep-alive). False when nothing is held."""
 
-        def run() -> bool:
-            owners = self._owners(call_id, accounts)
-            if not owners:
-                return False
-            pipe = self.redis.pipeline(transaction=False)
-            scripts = {}
-            for index, account in enumerate(owners):
-                keys = self.keys.account(account)
-                REFRESH.queue(pipe, keys, [self.ttl_ms, call_id])
-                scripts[index] = (REFRESH, keys, [self.ttl_ms, call_id])
-            pipe.pexpire(self.keys.steering(call_id), self.ttl_ms)
-            replies = run_pipeline(self.redis, pipe, scripts)
-            return any(int(r) for r in replies[: len(owners)])
-
-        return self._quietly("refresh", run, False)
+        steering, args = self.keys.steering(call_id), [self.ttl_ms, call_id]
+        return self._quietly(
+            "refresh",
+            lambda: self._each_owner(
+                call_id, accounts, REFRESH, args, lambda p: p.pexpire(steering, self.ttl_ms)
+            ),
+            False,
+        )
 
     def _owners(self, call_id: str, accounts: Iterable[str] | str | None) -> list[str]:
         if isinstance(accounts, str):  # a decision token
