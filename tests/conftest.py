@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from control.settings import Settings
 from control.stack import supervisor
@@ -63,3 +65,23 @@ def sipio_bin() -> str:
     found = str(candidate) if candidate.exists() else shutil.which("sipio")
     assert found, "sipio console script not installed (pip install -e .)"
     return found
+
+
+@pytest.fixture
+def redis_client(stack: Settings) -> Iterator[redis.Redis]:
+    """A client of the session stack's Redis."""
+    client = redis.Redis.from_url(stack.redis_url, socket_timeout=2.0)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def prefix(redis_client: redis.Redis) -> Iterator[str]:
+    """A key prefix of this test only; its keys are removed afterwards."""
+    value = f"test:{uuid.uuid4().hex[:12]}"
+    yield value
+    keys = list(redis_client.scan_iter(match=f"{value}:*", count=1000))
+    if keys:
+        redis_client.delete(*keys)

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 import redis
 
 from control.core.admission import AccountLimits, LimitBook, Rule, TrunkLimits
 from control.live.admission import AdmissionStore
-from control.settings import Settings
-
-
-@pytest.fixture
-def redis_client(stack: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(stack.redis_url, socket_timeout=2.0)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def prefix(redis_client: redis.Redis) -> Iterator[str]:
-    """A key prefix of this test only; its keys are removed afterwards."""
-    value = f"test:{uuid.uuid4().hex[:12]}"
-    yield value
-    keys = list(redis_client.scan_iter(match=f"{value}:*", count=1000))
-    if keys:
-        redis_client.delete(*keys)
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from control.rtpengine import NgClient
-from control.settings import Settings
 from tests.harness.rtpengine import RtpengineNode
 
 
@@ -41,25 +38,6 @@ def node_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpengineNode]:
 def ng(node_a: RtpengineNode) -> Iterator[NgClient]:
     with NgClient(node_a.host, node_a.ng_port, timeout=1.0) as client:
         yield client
-
-
-@pytest.fixture
-def redis_client(stack: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(stack.redis_url, socket_timeout=1.0)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def prefix(redis_client: redis.Redis) -> Iterator[str]:
-    """A key prefix of this test only; its keys are removed afterwards."""
-    value = f"test:{uuid.uuid4().hex[:12]}"
-    yield value
-    keys = list(redis_client.scan_iter(match=f"{value}:*"))
-    if keys:
-        redis_client.delete(*keys)
 
 
 @pytest.fixture
