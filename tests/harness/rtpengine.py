@@ -12,9 +12,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from control.rtpengine import NgClient, NgError
+from control.settings import Settings
+from control.stack import supervisor
 from control.stack.components import CLEAN_PATH
 from control.stack.ports import free_port, free_udp_range
 from control.stack.process import ProcessRecord, log_tail, spawn, stop
@@ -87,3 +91,25 @@ class RtpengineNode:
         if self.record is not None:
             stop(self.record, timeout=5.0)
             self.record = None
+
+
+@contextmanager
+def stack_with_extra_node(
+    base: Path, weights: tuple[int, int] = (1, 1)
+) -> Iterator[tuple[Settings, RtpengineNode]]:
+    """A whole stack anchoring media on its own rtpengine and an extra node, with these
+    weights (the stack's, the extra's)."""
+    from tests.conftest import free_settings
+
+    extra = RtpengineNode("extra", base)
+    extra.start()
+    settings = free_settings(base / "stack")
+    nodes = [f"{settings.ng_host}:{settings.ng_port}:{weights[0]}",
+             f"{extra.host}:{extra.ng_port}:{weights[1]}"]  # fmt: skip
+    settings = settings.model_copy(update={"rtpengine_nodes": nodes})
+    supervisor.up(settings)
+    try:
+        yield settings, extra
+    finally:
+        supervisor.down(settings.state_dir)
+        extra.stop()

@@ -10,29 +10,17 @@ import pytest
 
 from control.rtpengine import NgClient
 from control.settings import Settings
-from control.stack import supervisor
-from tests.conftest import free_settings
 from tests.harness.provision import Provisioner
-from tests.harness.rtpengine import RtpengineNode
+from tests.harness.rtpengine import RtpengineNode, stack_with_extra_node
 from tests.routing.test_calls import proxy, registered, settle
 
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, RtpengineNode]]:
-    base = Path(tmp_path_factory.mktemp("failover"))
-    extra = RtpengineNode("extra", base)
-    extra.start()
-    settings = free_settings(base / "stack")
     # The extra node weighs 100: nearly every new call picks it first, so after it dies the
     # next calls really go through the failover.
-    settings = settings.model_copy(update={"rtpengine_nodes": [
-        f"{settings.ng_host}:{settings.ng_port}:1", f"{extra.host}:{extra.ng_port}:100"]})  # fmt: skip
-    supervisor.up(settings)
-    try:
-        yield settings, extra
-    finally:
-        supervisor.down(settings.state_dir)
-        extra.stop()
+    with stack_with_extra_node(Path(tmp_path_factory.mktemp("failover")), (1, 100)) as both:
+        yield both
 
 
 def managed(host: str, port: int) -> int:

@@ -15,7 +15,7 @@ from control.settings import Settings
 from control.stack import supervisor
 from tests.conftest import free_settings
 from tests.harness.provision import Provisioner
-from tests.harness.rtpengine import RtpengineNode
+from tests.harness.rtpengine import RtpengineNode, stack_with_extra_node
 from tests.routing.test_calls import proxy, registered, settle
 
 
@@ -64,18 +64,8 @@ def one_call(stack: Settings, tenant_name: str, domain: str) -> None:
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, RtpengineNode]]:
-    base = Path(tmp_path_factory.mktemp("placed"))
-    extra = RtpengineNode("extra", base)
-    extra.start()
-    settings = free_settings(base / "stack")
-    settings = settings.model_copy(update={"rtpengine_nodes": [
-        f"{settings.ng_host}:{settings.ng_port}", f"{extra.host}:{extra.ng_port}"]})  # fmt: skip
-    supervisor.up(settings)
-    try:
-        yield settings, extra
-    finally:
-        supervisor.down(settings.state_dir)
-        extra.stop()
+    with stack_with_extra_node(Path(tmp_path_factory.mktemp("placed"))) as both:
+        yield both
 
 
 def test_calls_on_their_home_node_make_no_redis_round_trip_for_media(
