@@ -143,6 +143,24 @@ def flow_call(
     return asyncio.run(main())
 
 
+def queue_call(
+    stack: Settings, controllers: list[tuple[str, int]], did: str
+) -> tuple[sipp.SippResult, FsSip]:
+    """One carrier call to a queue's DID, the media node handing it to controller processes;
+    returns once the media node has finished the call."""
+
+    async def main() -> tuple[sipp.SippResult, FsSip]:
+        fs = await FsSip(FreeSwitchPeer(), controllers).start(media_port(stack))
+        try:
+            result = await asyncio.to_thread(caller_call, stack, "+" + did)
+            await fs.wait_idle(20)
+        finally:
+            await fs.stop()
+        return result, fs
+
+    return asyncio.run(main())
+
+
 def flow_steps(events: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     return [(e["node_id"], e["outcome"]) for e in events if e["type"] == "flow_step"]
 
@@ -410,16 +428,7 @@ def test_queue_offers_by_strategy_and_counts_a_missed_offer(
                            timeout=30)  # fmt: skip
     controllers.start("ctl-1")
 
-    async def main() -> tuple[sipp.SippResult, FsSip]:
-        fs = await FsSip(FreeSwitchPeer(), controllers.addresses).start(media_port(stack))
-        try:
-            result = await asyncio.to_thread(caller_call, stack, "+" + q.did)
-            await fs.wait_idle(20)
-        finally:
-            await fs.stop()
-        return result, fs
-
-    result, fs = asyncio.run(main())
+    result, fs = queue_call(stack, controllers.addresses, q.did)
     rang, answered = ringing.wait(), answering.wait()
     time.sleep(0.5)
     events = call_events(stack, fs.finished[0].dialog.call_id) if fs.finished else []
@@ -464,16 +473,7 @@ def test_nobody_answers_and_the_queue_overflows_to_voicemail(
     ringing = q.phones[0].ring(timeout=30)
     controllers.start("ctl-1")
 
-    async def main() -> tuple[sipp.SippResult, FsSip]:
-        fs = await FsSip(FreeSwitchPeer(), controllers.addresses).start(media_port(stack))
-        try:
-            result = await asyncio.to_thread(caller_call, stack, "+" + q.did)
-            await fs.wait_idle(20)
-        finally:
-            await fs.stop()
-        return result, fs
-
-    result, fs = asyncio.run(main())
+    result, fs = queue_call(stack, controllers.addresses, q.did)
     rang = ringing.stop()
     time.sleep(0.5)
     events = call_events(stack, fs.finished[0].dialog.call_id) if fs.finished else []
