@@ -133,6 +133,10 @@ class ResilientInbound:
         if self._client is not None:
             await self._client.conn.close()
 
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
     async def client(self, timeout: float | None = None) -> InboundClient:
         """The live client, waiting for a reconnect if needed."""
         budget = self.timeout if timeout is None else timeout
@@ -157,6 +161,12 @@ class ResilientInbound:
         self.subscription.filters.append((header, value))
         if self._ready.is_set() and self._client is not None:
             await self._client.filter(header, value)
+
+    async def remove_filter(self, header: str, value: str) -> None:
+        with contextlib.suppress(ValueError):
+            self.subscription.filters.remove((header, value))
+        if self._ready.is_set() and self._client is not None:
+            await self._client.filter_delete(header, value)
 
     async def _run(self) -> None:
         delay = self.backoff.delays()

@@ -48,11 +48,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from control.core.acd import AcdError, NotOffered, Offer, QueueConfig
 from control.core.flow import Command
 from control.core.presence import PresenceError
+from control.core.routing.media_dial import callback_dial
 from control.live.acd import AcdConflict, AcdStore
 from control.live.client import text
 from control.secrets import SecretStore, default_store
 from control.secrets.errors import SecretStoreError
 from esl import apps
+from esl.callbacks import CallbackPolicy
 from esl.client import Execution
 from esl.connection import CommandError, EslError
 from esl.controller import CONTINUE_AT
@@ -99,10 +101,12 @@ class QueueFeature:
         http: HttpRunner | None = None,
         timers: QueueTimers | None = None,
         secrets: Callable[[], SecretStore] = default_store,
+        callbacks: CallbackPolicy | None = None,
     ) -> None:
         """``secrets``: where an option's ``webhook_secret_ref`` (its bearer token) is
-        resolved, at use time."""
+        resolved, at use time; ``callbacks``: how long a callback keeps its place."""
         self.acd, self.queues = acd, queues
+        self.callbacks = callbacks or CallbackPolicy()
         self.http = http or HttpRunner()
         self.timers = timers or QueueTimers()
         self.secrets = secrets
@@ -448,6 +452,8 @@ class Hold:
     # --- in-queue options (SPEC 7.5) ------------------------------------------------------------
     async def _option(self, option: QueueOption) -> tuple[str, dict[str, Any]] | None:
         action = option.action
+        if action == "callback":
+            return await self._callback(option)
         if action in ("webhook", "deflect") and option.webhook_url:
             waiting = await self._acd(self.f.acd.waiting, self.cfg, self.ctx.call_id)
             self.f.spawn(self._webhook(option, waiting.position if waiting else None))
@@ -457,9 +463,6 @@ class Hold:
             return None
         if action == "route" and option.dest_kind:
             return await self._leave_for("route", {"kind": option.dest_kind, "id": option.dest_id})
-        if action == "callback":
-            await self._callback()
-            return await self._leave_for("callback", {"kind": "hangup"})
         reason = "route" if action == "webhook" else "hangup"
         return await self._leave_for(reason, {"kind": "hangup"})
 
@@ -490,18 +493,25 @@ class Hold:
         status = data.get("status") if outcome == "response" else None
         await self._trace("webhook", digit=option.digit, outcome=outcome, status=status)
 
-    async def _callback(self) -> None:
-        """Courtesy callback: the caller's place (original enqueue time) is recorded on
-        the event stream for the dialer that calls back; the leg then hangs up."""
-        waiting = await self._acd(self.f.acd.waiting, self.cfg, self.ctx.call_id)
-        now = int(time.time() * 1000)
-        enqueued = now - waiting.waited_ms if waiting else now
-        await self._event(
-            "queue_callback",
-            {"emitter": "acd", "queue_id": self.cfg.id, "enqueued_ms": enqueued,
-             "position": waiting.position if waiting else None,
-             "caller_number": self.ctx_variable("caller_number")},
-        )  # fmt: skip
+    async def _callback(self, option: QueueOption) -> tuple[str, dict[str, Any]] | None:
+        """Courtesy callback: the caller keeps their place (enqueue time) in the ACD, marked
+        with the number to call back, and hangs up; a dialer (esl/callbacks.py) calls back
+        when an agent takes it. A caller without a number we can call keeps holding."""
+        dial = callback_dial(str(self.ctx_variable("caller_number") or ""))
+        if dial is None:
+            await self._trace("callback_unavailable", reason="caller number not callable")
+            return None
+        policy = self.f.callbacks
+        waiting = await self._acd(
+            self.f.acd.callback, self.cfg, self.ctx.call_id, dial, policy.window_sec
+        )
+        if waiting is None:  # no longer waiting (swept meanwhile): nothing to keep
+            return await self._leave("timeout")
+        await self._trace("callback", position=waiting.position, waited_ms=waiting.waited_ms)
+        if option.prompt_media_id:
+            await self._play([{"media": option.prompt_media_id}])
+        await self._clear_hold_variables()
+        return "callback", {"queueId": self.cfg.id, CONTINUE_AT: {"kind": "hangup"}}
 
     def ctx_variable(self, name: str) -> Any:
         return self.ctx.call_variables().get(name)

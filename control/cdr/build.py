@@ -25,6 +25,8 @@ CDR_TYPES = frozenset(
 # A CDR is started by these; other types only update a call already started.
 CDR_STARTS = CDR_TYPES - {"fallback"}
 QUEUE_TYPES = frozenset({"queue_join", "queue_answer", "queue_abandon", "queue_timeout"})
+# A courtesy callback's life (esl/callbacks.py): only the queue row follows it.
+CALLBACK_TYPES = frozenset({"queue_callback", "queue_callback_connected", "queue_callback_result"})
 CALL_ENDS = frozenset({"call_ended", "call_failed"})
 DIRECTIONS = frozenset({"inbound", "outbound", "internal"})
 BUSY_CODES = frozenset({486, 600, 603})
@@ -233,13 +235,27 @@ def new_queue_row(call_id: str, queue_id: str, account: str | None, ts: int) -> 
 
 
 def apply_queue(row: Row, ev: Event) -> Row:
+    """A callback row is ``callback`` from the request until the caller is reached
+    (``answered``, connected then), given up (``callback_failed``) or expired (``timeout``);
+    the caller's own hang-up after asking does not end it."""
     new = dict(row)
-    if ev.type == "queue_answer" and new["connected_at"] is None:
+    callback = ev.type == "queue_answer" and ev.body.get("callback") is True
+    if ev.type == "queue_callback" and new["connected_at"] is None:
+        new["disposition"] = "callback"
+    elif callback or (ev.type == "queue_callback_connected" and new["connected_at"] is not None):
+        new["agent_id"] = _str(ev.body, "agent_id") or new["agent_id"]
+    elif ev.type in ("queue_answer", "queue_callback_connected") and new["connected_at"] is None:
         new.update(connected_at=ev.ts, disposition="answered")
         new["agent_id"] = _str(ev.body, "agent_id") or new["agent_id"]
+    elif ev.type == "queue_callback_result" and ev.body.get("retry") is not True:
+        new["ended_at"] = ev.ts
+        if new["disposition"] == "callback":
+            new["disposition"] = "callback_failed"
     elif ev.type in ("queue_abandon", "queue_timeout") and new["connected_at"] is None:
         new.update(disposition="abandoned" if ev.type == "queue_abandon" else "timeout")
         new["ended_at"] = new["ended_at"] or ev.ts
+    elif ev.type in CALL_ENDS and new["disposition"] == "callback":
+        pass  # the caller hung up to be called back
     elif ev.type in CALL_ENDS and new["ended_at"] is None:
         new["ended_at"] = ev.ts  # hang-up after answer, or caller gone while still waiting
         new["disposition"] = "abandoned" if new["disposition"] == "offered" else new["disposition"]
@@ -254,12 +270,13 @@ def fold_queues(
     """Queue rows, keyed (call_id, queue_id), that these events change."""
     changed: dict[str, dict[str, Row]] = {}
     for ev in events:
-        if ev.type not in QUEUE_TYPES and ev.type not in CALL_ENDS:
+        per_queue = ev.type in QUEUE_TYPES or ev.type in CALLBACK_TYPES
+        if not per_queue and ev.type not in CALL_ENDS:
             continue
         rows = changed.get(ev.call_id)
         if rows is None:
             rows = dict(known.get(ev.call_id, {}))
-        if ev.type in QUEUE_TYPES:
+        if per_queue:
             queue_id = _str(ev.body, "queue_id")
             if queue_id is None:
                 continue

@@ -46,6 +46,7 @@ LEAVE_EVENTS: dict[str, str] = {
     "no_agents": "queue_leave",
     "route": "queue_leave",
     "callback": "queue_leave",
+    "callback_expired": "queue_timeout",
 }
 
 
@@ -177,9 +178,14 @@ class Caller:
     offering: tuple[str, ...] = ()  # agents ringing for it now
     lease_until: int | None = None  # epoch ms the ring runs out
     max_no_answer: int = 0  # the queue's, for a sweep that has no queue config at hand
+    # A courtesy callback (SPEC 7.5): the caller hung up but keeps this place; ``callback``
+    # is what the dialer bridges the answering agent to (``number:+…`` / ``extension:…``),
+    # ``attempts`` the tries already made to reach the caller.
+    callback: str | None = None
+    attempts: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "q": self.queue_id,
             "t": self.enqueued,
             "d": self.deadline,
@@ -187,6 +193,9 @@ class Caller:
             "l": self.lease_until,
             "m": self.max_no_answer,
         }
+        if self.callback is not None:
+            data["cb"], data["a"] = self.callback, self.attempts
+        return data
 
     @classmethod
     def from_json(cls, call_id: str, data: Mapping[str, Any]) -> Caller:
@@ -199,6 +208,8 @@ class Caller:
             tuple(data.get("o", ())),
             None if lease is None else int(lease),
             int(data.get("m", 0)),
+            data.get("cb"),
+            int(data.get("a", 0)),
         )
 
 
@@ -395,7 +406,8 @@ class Board:
             if caller.deadline <= self.now:
                 self._release(caller.call_id, caller.offering, None)
                 self._remove(caller)
-                self._event("queue_timeout", caller, reason="swept")
+                reason = "callback_expired" if caller.callback else "swept"
+                self._event("queue_timeout", caller, reason=reason)
                 swept += 1
             elif caller.offering and (caller.lease_until or 0) + self.lease_grace_ms <= self.now:
                 missed = self._release(caller.call_id, caller.offering, caller.max_no_answer)
@@ -510,7 +522,10 @@ class Board:
         self.answers.append((call_id, user_id))
         key = f"{user_id}:calls"
         self._count(key, self.stats.get(key, 0) + 1)
-        self._event("queue_answer", caller, agent_id=user_id, waited_ms=self.now - caller.enqueued)
+        extra = {"callback": True, "attempt": caller.attempts + 1} if caller.callback else {}
+        self._event(
+            "queue_answer", caller, agent_id=user_id, waited_ms=self.now - caller.enqueued, **extra
+        )
         return True
 
     def missed(
@@ -551,4 +566,45 @@ class Board:
         if released:
             data["agent_ids"] = released
         self._event(kind, caller, **data)
+        return True
+
+    def callback(self, cfg: QueueConfig, call_id: str, dial: str, window_ms: int) -> Waiting | None:
+        """The waiting caller asks to be called back: it keeps its place (enqueue time) with
+        ``dial`` to reach it, and now expires only after ``window_ms`` (a dialer drives it,
+        not its leg). Agents ringing for it are released without a miss. None when it was
+        not waiting in this queue."""
+        caller = self.callers.get(call_id)
+        if caller is None or caller.queue_id != cfg.id or call_id in self.callers_removed:
+            return None
+        self._release(call_id, caller.offering, None)
+        marked = replace(
+            caller, offering=(), lease_until=None, deadline=self.now + window_ms, callback=dial
+        )
+        self._put(marked)
+        waiting = self.waiting(cfg, call_id)
+        assert waiting is not None
+        self._event(
+            "queue_callback", marked, position=waiting.position, waited_ms=waiting.waited_ms
+        )
+        return waiting
+
+    def requeue_callback(
+        self, cfg: QueueConfig, call_id: str, dial: str, attempts: int, window_ms: int
+    ) -> bool:
+        """A callback whose caller was not reached waits again, at the back of the queue,
+        for its next attempt; False when it is already waiting."""
+        if call_id in self.callers and call_id not in self.callers_removed:
+            return False
+        view = self._view(cfg.id)
+        caller = Caller(
+            call_id, cfg.id, self.now, self.now + window_ms,
+            max_no_answer=cfg.max_no_answer, callback=dial, attempts=attempts,
+        )  # fmt: skip
+        self.callers_removed.discard(call_id)  # (answered earlier on this same board)
+        self.dequeued = [d for d in self.dequeued if d[1] != call_id]
+        self._put(caller)
+        self.enqueued.append((cfg.id, self.now, call_id))
+        self.queues[cfg.id] = QueueView(view.size + 1, (*view.head, (call_id, self.now)))
+        self.ranks[call_id] = view.size
+        self._event("queue_callback_retry", caller, position=view.size + 1, attempt=attempts + 1)
         return True

@@ -11,6 +11,8 @@ Keys (``B`` = ``<prefix>:{<account>}``, all in the account's slot, like presence
     B:stats       hash    "<user>:idle_since" ms, "<user>:calls" answered queue calls
     B:rr          hash    queue id -> round-robin counter
     B:ver         string  bumped by every ACD write
+    B:cb          zset    call id -> enqueue ms: the callers of ``B:calls`` waiting for a
+                          courtesy callback (the dialer's work list, esl/callbacks.py)
     B:answered:<call>  string  the agent who answered (PX 24 h): a repeated ``answered``
                           after the call ended is recognised, not refused
 
@@ -110,8 +112,8 @@ return {t[1], t[2], redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEY
         answered}
 """)
 
-# KEYS: ver, agents, presence log, calls, leases, due, stats, rr, events, queues..., answer
-# marks of the calls answered...
+# KEYS: ver, agents, presence log, calls, leases, due, stats, rr, events, callbacks, queues...,
+# answer marks of the calls answered...
 # ARGV: expected ver, plan JSON (every number a string). Reply: 1 written, 0 conflict.
 _COMMIT = Lua("""
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
@@ -128,11 +130,14 @@ for _, c in ipairs(plan.put) do
   if c[3] == '' then redis.call('ZREM', KEYS[5], c[1])
   else redis.call('ZADD', KEYS[5], c[3], c[1]) end
   redis.call('ZADD', KEYS[6], c[4], c[1])
+  if c[5] == '' then redis.call('ZREM', KEYS[10], c[1])
+  else redis.call('ZADD', KEYS[10], c[5], c[1]) end
 end
 for _, c in ipairs(plan.drop) do
   redis.call('HDEL', KEYS[4], c)
   redis.call('ZREM', KEYS[5], c)
   redis.call('ZREM', KEYS[6], c)
+  redis.call('ZREM', KEYS[10], c)
 end
 for _, q in ipairs(plan.enqueue) do redis.call('ZADD', KEYS[tonumber(q[1])], q[2], q[3]) end
 for _, q in ipairs(plan.dequeue) do redis.call('ZREM', KEYS[tonumber(q[1])], q[2]) end
@@ -194,6 +199,11 @@ class AcdStore:
     def queue_key(self, account_id: str, queue_id: str) -> str:
         return f"{self.base(account_id)}:q:{queue_id}"
 
+    @property
+    def callback_registry(self) -> str:
+        """zset account -> last callback request ms (esl/callbacks.py)."""
+        return f"{self.prefix}:callbacks"
+
     def answer_key(self, account_id: str, call_id: str) -> str:
         return f"{self.base(account_id)}:answered:{call_id}"
 
@@ -202,7 +212,8 @@ class AcdStore:
 
     def _keys(self, account_id: str) -> dict[str, str]:
         base = self.base(account_id)
-        return {name: f"{base}:{name}" for name in ("ver", "calls", "leases", "due", "stats", "rr")}
+        names = ("ver", "calls", "leases", "due", "stats", "rr", "cb")
+        return {name: f"{base}:{name}" for name in names}
 
     # -- the read-decide-commit loop -------------------------------------------------------------
     def _snapshot(
@@ -251,7 +262,7 @@ class AcdStore:
         account_id = board.account_id
         k = self._keys(account_id)
         queue_ids = sorted({q for q, _, _ in board.enqueued} | {q for q, _ in board.dequeued})
-        first = 10
+        first = 11
         index = {q: str(first + i) for i, q in enumerate(queue_ids)}
         plan = {
             "agents": [
@@ -266,6 +277,7 @@ class AcdStore:
                     _dumps(c.to_json()),
                     "" if not c.offering else str(c.lease_until),
                     str(c.deadline),
+                    "" if c.callback is None else str(c.enqueued),
                 ]
                 for c in (board.callers[cid] for cid in sorted(board.callers_changed))
             ],
@@ -282,7 +294,7 @@ class AcdStore:
         }
         keys = [k["ver"], self.presence.agents_key(account_id), self.presence.log_key(account_id)]
         keys += [k["calls"], k["leases"], k["due"], k["stats"], k["rr"]]
-        keys += [self.events_key(account_id)]
+        keys += [self.events_key(account_id), k["cb"]]
         keys += [self.queue_key(account_id, q) for q in queue_ids]
         keys += [self.answer_key(account_id, cid) for cid, _ in board.answers]
         return bool(int(_COMMIT(self.redis, keys, [ver, _dumps(plan)])))
@@ -366,6 +378,46 @@ class AcdStore:
         """The caller leaves without an agent (abandon, hangup, timeout, no_agents, route,
         callback); agents ringing for it are released without a miss. Idempotent."""
         self._run(cfg.account_id, [cfg.id], [call_id], lambda b: b.leave(cfg, call_id, reason))
+
+    def callback(
+        self, cfg: QueueConfig, call_id: str, dial: str, window_sec: float
+    ) -> Waiting | None:
+        """The waiting caller will be called back on ``dial``: it keeps its place and joins
+        the account's callback list (``B:cb``); None when it was not waiting."""
+        window = int(window_sec * 1000)
+        waiting = self._run(
+            cfg.account_id, [cfg.id], [call_id], lambda b: b.callback(cfg, call_id, dial, window)
+        )
+        if waiting is not None:  # the dialers look at the accounts listed here
+            self.redis.zadd(self.callback_registry, {cfg.account_id: int(time.time() * 1000)})
+        return waiting
+
+    def requeue_callback(
+        self, cfg: QueueConfig, call_id: str, dial: str, attempts: int, window_sec: float
+    ) -> bool:
+        """The callback waits again (at the back) after ``attempts`` tries that did not reach
+        the caller. Its answer mark goes first: the next answer is a new one."""
+        self.redis.delete(self.answer_key(cfg.account_id, call_id))
+        window = int(window_sec * 1000)
+        return self._run(
+            cfg.account_id,
+            [cfg.id],
+            [call_id],
+            lambda b: b.requeue_callback(cfg, call_id, dial, attempts, window),
+        )
+
+    def callbacks(self, account_id: str) -> list[Caller]:
+        """The account's callers waiting for a callback, longest waiting first."""
+        k = self._keys(account_id)
+        ids = [text(c) for c in self.redis.zrange(k["cb"], 0, -1)]
+        if not ids:
+            return []
+        records = self.redis.hmget(k["calls"], ids)
+        return [
+            Caller.from_json(cid, json.loads(rec))
+            for cid, rec in zip(ids, records, strict=True)
+            if rec is not None
+        ]
 
     def sweep(self, account_id: str) -> int:
         """Misses for rings whose lease ran out, timeouts for callers nobody drives."""

@@ -134,6 +134,38 @@ def test_queue_rows_follow_spec_lifecycle() -> None:
     )
 
 
+def test_a_callback_queue_row_lives_past_the_callers_hang_up() -> None:
+    """Asked at 5 s, the caller hangs up; the first try misses the caller (retry), the second
+    reaches them: connected then, ended with the try's result."""
+    q = {"queue_id": "q_1", "account_id": "acc_1"}
+    events = [
+        ev("queue_join", T0, **q),
+        ev("queue_callback", T0 + 5_000, position=2, **q),
+        ev("call_ended", T0 + 5_100, account_id="acc_1", cause="controller_hangup"),
+        ev("queue_answer", T0 + 60_000, agent_id="us_a", callback=True, attempt=1, **q),
+        ev("queue_callback_result", T0 + 90_000, outcome="caller_unreached", retry=True, **q),
+        ev("queue_answer", T0 + 300_000, agent_id="us_b", callback=True, attempt=2, **q),
+        ev("queue_callback_connected", T0 + 305_000, agent_id="us_b", **q),
+        ev("queue_callback_result", T0 + 400_000, outcome="connected", retry=False, **q),
+    ]
+    rows = build.fold_queues({}, events, {})
+    assert rows[("c1", "q_1")] == {
+        "call_id": "c1", "queue_id": "q_1", "account_id": "acc_1", "agent_id": "us_b",
+        "enqueued_at": T0, "connected_at": T0 + 305_000, "ended_at": T0 + 400_000,
+        "disposition": "answered",
+    }  # fmt: skip
+    pending = build.fold_queues({}, events[:4], {})[("c1", "q_1")]
+    assert (pending["disposition"], pending["ended_at"]) == ("callback", None)
+    given_up = [*events[:4], ev("queue_callback_result", T0 + 90_000, outcome="caller_unreached",
+                                retry=False, **q)]  # fmt: skip
+    row = build.fold_queues({}, given_up, {})[("c1", "q_1")]
+    assert (row["disposition"], row["connected_at"], row["ended_at"]) == (
+        "callback_failed", None, T0 + 90_000)  # fmt: skip
+    expired = [*events[:3], ev("queue_timeout", T0 + 3_600_000, reason="callback_expired", **q)]
+    row = build.fold_queues({}, expired, {})[("c1", "q_1")]
+    assert (row["disposition"], row["ended_at"]) == ("timeout", T0 + 3_600_000)
+
+
 def test_every_event_is_a_row_unknown_types_included() -> None:
     events = [
         ev("route", T0, decision=RING, device_id="dev_1"),

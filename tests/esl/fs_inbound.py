@@ -15,10 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from tests.esl.fswire import GOODBYE, api_frame, read_command, reply_frame
+from tests.esl.fs_originate import Originator
+from tests.esl.fswire import (
+    GOODBYE,
+    Pairs,
+    api_frame,
+    event_frame,
+    fs_encode,
+    read_command,
+    reply_frame,
+)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -98,17 +111,44 @@ def inbound_notice() -> bytes:
     return f"Content-Type: text/disconnect-notice\nContent-Length: {len(data)}\n\n".encode() + data
 
 
+@dataclass
+class Listener:
+    """One connection's ``event plain`` subscription and filters (OR-ed, as in ``orig02``)."""
+
+    writer: asyncio.StreamWriter
+    events: set[str] = field(default_factory=set)
+    filters: list[tuple[str, str]] = field(default_factory=list)
+
+    def wants(self, pairs: Pairs) -> bool:
+        fields = dict(pairs)
+        if fields.get("Event-Name") not in self.events and "ALL" not in self.events:
+            return False
+        return not self.filters or any(fields.get(h) == fs_encode(v) for h, v in self.filters)
+
+
 class InboundFreeSwitch:
     """Serves the event socket on a free loopback port, in its own thread and loop (the API
-    under test is synchronous and runs its own short-lived loops)."""
+    under test is synchronous and runs its own short-lived loops). With an ``originator``
+    it also takes ``event``/``filter`` subscriptions and ``bgapi originate``."""
 
-    def __init__(self, rooms: ConferenceRooms, password: str = "ClueCon") -> None:
-        self.rooms, self.password = rooms, password
+    def __init__(
+        self,
+        rooms: ConferenceRooms | None = None,
+        password: str = "ClueCon",
+        originator: Originator | None = None,
+    ) -> None:
+        self.rooms, self.password = rooms or ConferenceRooms(), password
+        self.originator = originator
+        self.listeners: list[Listener] = []
+        self.commands: list[str] = []
         self.host, self.port = "127.0.0.1", 0
         self.auth_failures = 0
+        if originator is not None:
+            originator.emit = self._emit
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[InboundFreeSwitch]:
@@ -128,10 +168,59 @@ class InboundFreeSwitch:
     async def _stop(self) -> None:
         assert self._server is not None
         self._server.close()
+        for listener in list(self.listeners):
+            listener.writer.close()
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the stand-in's loop (``Originator.hang_up`` from a test)."""
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(5)
+
+    def _emit(self, pairs: Pairs, body: bytes) -> None:
+        for listener in self.listeners:
+            if listener.wants(pairs) and not listener.writer.is_closing():
+                listener.writer.write(event_frame(pairs, body))
+
+    def _command(self, listener: Listener, line: str) -> bytes:
+        """The subscription and background commands (orig02's replies)."""
+        verb, _, rest = line.partition(" ")
+        if verb == "event":
+            fmt, _, names = rest.partition(" ")
+            listener.events.update(names.split())
+            return reply_frame(f"+OK event listener enabled {fmt}")
+        if verb == "filter" and rest.startswith("delete "):
+            header, _, value = rest[7:].partition(" ")
+            with contextlib.suppress(ValueError):
+                listener.filters.remove((header, value))
+            return reply_frame(f"+OK filter deleted. [{header}][{value}]")
+        if verb == "filter":
+            header, _, value = rest.partition(" ")
+            listener.filters.append((header, value))
+            return reply_frame(f"+OK filter added. [{header}]=[{value}]")
+        if verb == "bgapi" and self.originator is not None and rest.startswith("originate "):
+            job = str(uuidlib.uuid4())
+            task = asyncio.ensure_future(self.originator.originate(job, rest[len("originate ") :]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return f"Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n".encode()
+        return reply_frame("-ERR command not found")
+
+    def _api(self, command: str) -> str:
+        self.commands.append(command)
+        if self.originator is not None:
+            answer = self.originator.api(command)
+            if answer is not None:
+                return answer
+        return self.rooms.api(command)
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"Content-Type: auth/request\n\n")
         authed = False
+        listener = Listener(writer)
+        self.listeners.append(listener)
         try:
             while True:
                 command = await read_command(reader)
@@ -149,16 +238,17 @@ class InboundFreeSwitch:
                 if not authed:
                     writer.write(reply_frame("-ERR command not found"))
                 elif line.startswith("api "):
-                    writer.write(api_frame(self.rooms.api(line[4:])))
+                    writer.write(api_frame(self._api(line[4:])))
                 elif line == "exit":
                     writer.write(reply_frame("+OK bye") + inbound_notice())
                     break
                 else:
-                    writer.write(reply_frame("-ERR command not found"))
+                    writer.write(self._command(listener, line))
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self.listeners.remove(listener)
             with contextlib.suppress(Exception):
                 await writer.drain()
             writer.close()

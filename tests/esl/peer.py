@@ -133,8 +133,10 @@ class Channel:
         caller: Caller,
         uuid: str | None = None,
         call_id: str | None = None,
+        caller_number: str | None = None,
     ) -> None:
         self.peer, self.caller = peer, caller
+        self.caller_number = caller_number
         self.uuid = uuid or str(uuidlib.uuid4())
         self.call_id = call_id or f"{uuidlib.uuid4().hex[:12]}@127.0.0.1"
         self.vars: dict[str, str] = {f"sip_h_{k}": v for k, v in headers.items()}
@@ -189,10 +191,11 @@ class FreeSwitchPeer:
         timeout: float = 20.0,
         uuid: str | None = None,
         call_id: str | None = None,
+        caller_number: str | None = None,
     ) -> CallRecord:
         """Run one call through the ``socket`` action(s): the first address, then each next
         one when a controller vanishes with ``resume`` set. Returns when the call is over."""
-        channel = Channel(self, headers, caller or Caller(), uuid, call_id)
+        channel = Channel(self, headers, caller or Caller(), uuid, call_id, caller_number)
         self.channels[channel.call_id] = channel
         pending = list(addresses)
         while pending and not channel.hung_up:
@@ -423,6 +426,8 @@ class FreeSwitchPeer:
                 pairs.append((header, values[header]))
             elif header == "variable_sip_call_id":
                 pairs.append((header, fs_encode(channel.call_id)))
+            elif header == "Caller-Caller-ID-Number" and channel.caller_number:
+                pairs.append((header, fs_encode(channel.caller_number)))
             elif header.startswith("variable_") and key in channel.vars:
                 continue  # re-added below with the channel's value
             else:

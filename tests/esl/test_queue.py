@@ -357,39 +357,6 @@ def test_queue_full_is_an_exit_the_flow_handles(redis_url: str, trace: Watch) ->
     assert kinds(trace(held.call_id)) == ["queue_join", "queue_abandon"]
 
 
-def test_in_queue_callback_key_keeps_the_place_and_hangs_up(redis_url: str, trace: Watch) -> None:
-    account = new_account()
-    callback = QueueOption(digit="2", action="callback", prompt_media_id="media_cb_ok")
-    queues = setup(account, ("u_1",), options=(callback,))
-
-    async def main() -> CallRecord:
-        async with controller(redis_url, queues, static(account)) as ctl:
-            seat(ctl.acd, account, "u_1", ready=False)
-            script = phones(
-                first, moh=lambda n: Reaction(digits="2", delay=0.4) if n == 0 else None
-            )
-            return await FreeSwitchPeer().call(
-                [ctl.address], sipio_headers(account, "queue:q_1"), script
-            )
-
-    call = asyncio.run(main())
-    assert (
-        "playback",
-        f"/var/lib/sipio/media/{account}/media_cb_ok.wav",
-    ) in call.apps  # the confirmation
-    assert call.hung_up_by == "controller"
-    events = trace(call.call_id)
-    assert kinds(events) == ["queue_join", "queue_callback", "queue_leave"]
-    recorded = next(e for e in events if e["type"] == "queue_callback")
-    joined = next(e for e in events if e["type"] == "queue_join")
-    assert abs(recorded["enqueued_ms"] - joined["ts"]) < 50 and recorded["position"] == 1
-    leave = next(e for e in events if e["type"] == "queue_leave")
-    assert leave["reason"] == "callback"
-    assert ("key", "2") in [
-        (e["data"]["detail"], e["data"].get("digit")) for e in events if e["type"] == "queue_step"
-    ]
-
-
 def test_controller_killed_mid_hold_another_resumes_the_queue(redis_url: str, trace: Watch) -> None:
     """Controller A is stopped (its sockets close) while the caller holds; FreeSWITCH
     resumes into controller B, which re-joins (original enqueue time) and connects the agent

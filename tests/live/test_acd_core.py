@@ -243,3 +243,47 @@ def test_join_exits_and_rejoin() -> None:
     again = b.join(cfg(), "c1", None)
     assert again.rejoined and again.position == 1 and b.callers["c1"].enqueued == NOW - 5000
     assert [e["type"] for e in b.events] == ["queue_leave", "queue_leave"]
+
+
+def test_a_callback_keeps_its_place_and_outlives_max_wait() -> None:
+    first, second = waiting_caller("c1", NOW - 9000), waiting_caller("c2", NOW - 1000)
+    ringing = replace(first, offering=("us_1",), lease_until=NOW + 5000)
+    agent = replace(ready("us_1"), state="offering", call_id="c1")
+    b = board(agent, callers=(ringing, second))
+    waiting = b.callback(cfg(), "c1", "number:+4930123456", 3_600_000)
+    assert waiting is not None and waiting.position == 1 and waiting.waited_ms == 9000
+    marked = b.callers["c1"]
+    assert (marked.enqueued, marked.callback, marked.offering) == (
+        NOW - 9000,
+        "number:+4930123456",
+        (),
+    )
+    assert marked.deadline == NOW + 3_600_000
+    assert b.agents["us_1"].state == "waiting" and b.agents["us_1"].misses == 0  # released
+    assert b.events[-1]["type"] == "queue_callback" and "number" not in str(b.events[-1])
+    assert Caller.from_json("c1", marked.to_json()) == marked
+    assert "cb" not in second.to_json()  # a live caller's record is unchanged
+    offer = b.offer(cfg(), "c1")  # served in its turn, ahead of c2
+    assert offer is not None and b.offer(cfg(), "c2") is None
+    assert b.callback(cfg(), "c9", "number:+1", 1) is None  # not waiting: nothing to keep
+
+
+def test_a_callback_answer_is_marked_and_a_retry_waits_at_the_back() -> None:
+    cb = replace(waiting_caller("c1", NOW - 9000), callback="extension:1001", attempts=0)
+    b = board(ready("us_1"), callers=(cb, waiting_caller("c2", NOW - 1000)))
+    assert b.offer(cfg(), "c1") is not None and b.answered(cfg(), "c1", "us_1") is True
+    answer = b.events[-1]
+    assert (answer["type"], answer["callback"], answer["attempt"]) == ("queue_answer", True, 1)
+    assert b.requeue_callback(cfg(), "c1", "extension:1001", 1, 600_000) is True
+    again = b.callers["c1"]
+    assert (again.enqueued, again.attempts, again.deadline) == (NOW, 1, NOW + 600_000)
+    assert b.queues["q_1"].head[-1] == ("c1", NOW) and b.ranks["c1"] == 2
+    assert b.requeue_callback(cfg(), "c1", "extension:1001", 1, 600_000) is False
+    assert b.events[-1]["type"] == "queue_callback_retry" and b.events[-1]["attempt"] == 2
+
+
+def test_an_expired_callback_times_out_with_its_reason() -> None:
+    cb = replace(waiting_caller("c1", NOW - 9000), deadline=NOW - 1, callback="number:+1")
+    b = board(callers=(cb,))
+    assert b.sweep() == 1
+    assert (b.events[-1]["type"], b.events[-1]["reason"]) == ("queue_timeout", "callback_expired")

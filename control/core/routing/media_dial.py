@@ -57,6 +57,18 @@ def from_media(snap: mdl.Snapshot, account_id: str, dial: str, call: core.Call) 
     return core.resolve(ctx, target, 0)  # every object reached is checked against the account
 
 
+def callback_dial(number: str) -> str | None:
+    """What a courtesy callback dials to reach a caller: a public number out through the
+    trunk, a short number as the account's extension; None for anything else (anonymous,
+    a SIP URI, a malformed number), which cannot be called back."""
+    e164 = to_e164(number)
+    if e164 is not None:
+        return f"number:+{e164}"
+    if re.fullmatch(r"[0-9]{2,8}", number):
+        return f"extension:{number}"
+    return None
+
+
 def _number(ctx: core.Context, value: str) -> Directive:
     number = to_e164(value)
     if number is None:
