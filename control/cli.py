@@ -536,6 +536,9 @@ def trace(state_dir: Path, call_id: str, as_json: bool) -> None:
 @click.option("--proxy", help="Kamailio host:port that bridges go through [sip_host:sip_port].")
 @click.option("--media-root", help="Directory FreeSWITCH reads prompts from.")
 @click.option("--allow-private-http", is_flag=True, help="Let flows' HTTP nodes reach LAN hosts.")
+@click.option("--callbacks/--no-callbacks", default=True, show_default=True,
+              help="Place queue callbacks through FreeSWITCH's event socket "
+                   "[settings freeswitch_esl_*].")  # fmt: skip
 def esl_controller(
     state_dir: Path,
     host: str | None,
@@ -546,10 +549,14 @@ def esl_controller(
     proxy: str | None,
     media_root: str | None,
     allow_private_http: bool,
+    callbacks: bool,
 ) -> None:
     """Run the flow controller FreeSWITCH's `socket` application connects to, one call each."""
     import socket as _socket
 
+    from control.secrets import default_store
+    from esl.callbacks import CallbackPolicy
+    from esl.conference import EslTarget
     from esl.controller import ControllerConfig
     from esl.http_command import HttpPolicy
     from esl.service import ServiceConfig, media_config, run
@@ -575,6 +582,19 @@ def esl_controller(
         ),
         http=HttpPolicy(allow_private=allow_private_http),
         voicemail=VoicemailConfig(notify_url=settings.voicemail_notify_url),
+        callbacks=CallbackPolicy(
+            window_sec=settings.queue_callback_window_sec,
+            attempts=settings.queue_callback_attempts,
+            retry_sec=settings.queue_callback_retry_sec,
+            caller_ring_sec=settings.queue_callback_ring_sec,
+        ),
+        freeswitch=EslTarget(
+            settings.freeswitch_esl_host,
+            settings.freeswitch_esl_port,
+            lambda: default_store().resolve(settings.freeswitch_esl_password_ref),
+        )
+        if callbacks
+        else None,
     )
     run(config)
 

@@ -148,6 +148,13 @@ class Settings(BaseModel):
     freeswitch_esl_host: str = "127.0.0.1"
     freeswitch_esl_port: int = Field(8021, ge=1, le=65535)
     freeswitch_esl_password_ref: str = "kv:esl:freeswitch:password"
+    # Queue courtesy callbacks (docs/acd.md): how long a callback keeps its place, how many
+    # tries reach for the caller (each after an agent answered), the pause between two tries,
+    # and how long the caller's phone rings. Placed through the event socket above.
+    queue_callback_window_sec: int = Field(3600, ge=60, le=7 * 86400)
+    queue_callback_attempts: int = Field(3, ge=1, le=10)
+    queue_callback_retry_sec: int = Field(120, ge=5, le=86400)
+    queue_callback_ring_sec: int = Field(30, ge=5, le=120)
     # POSTed for every new voicemail message (the flows' HTTP egress rules apply).
     voicemail_notify_url: str | None = None
 

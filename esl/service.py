@@ -22,8 +22,10 @@ from sqlalchemy import Engine
 from control.core.flow import CommandKind
 from control.db.engine import make_engine
 from control.live.acd import AcdStore
+from control.secrets.errors import SecretStoreError
 from esl.apps import MediaConfig
-from esl.conference import ConferenceFeature, ConferenceStore
+from esl.callbacks import CallbackDialer, CallbackPolicy
+from esl.conference import ConferenceFeature, ConferenceStore, EslTarget
 from esl.controller import Controller, ControllerConfig, Feature
 from esl.flows import SqlFlowSource
 from esl.http_command import HttpPolicy, HttpRunner
@@ -45,6 +47,9 @@ class ServiceConfig:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     http: HttpPolicy = field(default_factory=HttpPolicy)
     voicemail: VoicemailConfig = field(default_factory=VoicemailConfig)
+    callbacks: CallbackPolicy = field(default_factory=CallbackPolicy)
+    # FreeSWITCH's inbound event socket, for placing queue callbacks; None: no dialer here
+    freeswitch: EslTarget | None = None
 
 
 async def serve(
@@ -55,12 +60,16 @@ async def serve(
     engine = make_engine(config.db_url)
     store = SessionStore.from_url(config.redis_url)
     http = HttpRunner(config.http)
+    queue = queue_feature(engine, config, http)
     controller = Controller(
         store, SqlFlowSource(engine), http, config.controller,
-        features={**media_features(engine, config), **queue_features(engine, config, http)},
+        features={**media_features(engine, config), CommandKind.ENQUEUE: queue},
     )  # fmt: skip
     server = OutboundServer(controller.handle, config.host, config.port)
     host, port = await server.start()
+    dialer = callback_dialer(queue, config)
+    if dialer is not None:
+        await dialer.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -75,6 +84,8 @@ async def serve(
         figures = summary(controller)
         log.info("esl.controller.stopping", active=len(server.active), **figures)
         await server.stop(grace=0)
+        if dialer is not None:
+            await dialer.stop()
         if done is not None:
             done(figures)
         http.close()
@@ -91,13 +102,29 @@ def media_features(engine: Engine, config: ServiceConfig) -> dict[CommandKind, F
     }
 
 
-def queue_features(
-    engine: Engine, config: ServiceConfig, http: HttpRunner
-) -> dict[CommandKind, Feature]:
+def queue_feature(engine: Engine, config: ServiceConfig, http: HttpRunner) -> QueueFeature:
     """Queued callers (esl/queue.py): ACD state in the same Redis as the sessions, queue
     rows, in-queue options and memberships read from the config DB (2 s cache)."""
     acd = AcdStore.from_url(config.redis_url)
-    return {CommandKind.ENQUEUE: QueueFeature(acd, SqlQueueSource(engine), http=http)}
+    return QueueFeature(acd, SqlQueueSource(engine), http=http, callbacks=config.callbacks)
+
+
+def callback_dialer(queue: QueueFeature, config: ServiceConfig) -> CallbackDialer | None:
+    """The queue callback dialer on this node's FreeSWITCH (same ACD and queue source as the
+    queue feature). Without a readable event-socket password the controller runs without
+    one, and says so: callbacks then wait for another controller's dialer."""
+    target = config.freeswitch
+    if target is None:
+        return None
+    try:
+        password = target.password()
+    except (SecretStoreError, ValueError, OSError) as exc:
+        log.error("esl.callbacks.disabled", reason=f"event socket password: {type(exc).__name__}")
+        return None
+    return CallbackDialer.connect(
+        queue.acd, queue.queues, target.host, target.port, password, config.controller.media,
+        node_id=config.controller.node_id, policy=config.callbacks,
+    )  # fmt: skip
 
 
 def summary(controller: Controller) -> dict[str, float]:

@@ -16,9 +16,9 @@ import asyncio
 import contextlib
 import threading
 import uuid as uuidlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tests.esl.fs_originate import Originator
 from tests.esl.fswire import (
@@ -170,6 +170,10 @@ class InboundFreeSwitch:
         self._server.close()
         for listener in list(self.listeners):
             listener.writer.close()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` in the stand-in's loop (a SIP UA its originates use lives there)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in the stand-in's loop (``Originator.hang_up`` from a test)."""

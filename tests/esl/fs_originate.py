@@ -22,8 +22,18 @@ from functools import cache
 from tests.esl.fswire import Pairs, fs_encode, raw_pairs, split_frames
 from tests.esl.transcripts import load
 
-LEG = re.compile(r"^\[([^\]]*)\]sofia/[^/]+/([^@]+)@")
-CALLER = re.compile(r"^\{([^}]*)\}sofia/[^/]+/([^@]+)@")
+LEG = re.compile(r"^\[([^\]]*)\]sofia/[^/]+/([^@]+)@(.+)$")
+CALLER = re.compile(r"^\{([^}]*)\}sofia/[^/]+/([^@]+)@(.+)$")
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One endpoint of the dial string: ``sofia/<profile>/<user>@<proxy>`` and its variables."""
+
+    uuid: str
+    user: str
+    proxy: str
+    options: dict[str, str]
 
 
 @dataclass
@@ -112,61 +122,84 @@ class Originator:
         self._kills[uuid].set()
 
     async def originate(self, job_uuid: str, arg: str) -> None:
+        """Ring the agents' legs; the first to answer gets the job's ``+OK <uuid>`` and runs
+        ``bridge`` to the caller: CHANNEL_BRIDGE once the caller answers, the leg's
+        CHANNEL_HANGUP_COMPLETE when either side (or ``uuid_kill``) ends it."""
         self.originates.append(arg)
         head, _, bridge = arg.partition(" &bridge(")
-        legs_text = head[head.index("}") + 1 :] if head.startswith("{") else head
-        legs: list[tuple[str, str, Phone]] = []
-        for leg in _split_legs(legs_text):
-            match = LEG.match(leg)
-            assert match, leg
-            opts, user = _options(match.group(1)), match.group(2)
-            legs.append((opts["origination_uuid"], user, self.agents.get(user, Phone(False))))
-        answering = sorted((p.delay, uuid, user) for uuid, user, p in legs if p.answer)
-        await asyncio.sleep(min((p.delay for _, _, p in legs), default=0))
-        if not answering:
-            await asyncio.sleep(max(p.delay for _, _, p in legs) - min(p.delay for _, _, p in legs))
-            for uuid, _, phone in legs:
-                self._hangup_event(uuid, phone.cause)
-            cause = legs[0][2].cause if len(legs) == 1 else "NO_ANSWER"
+        common: dict[str, str] = {}
+        if head.startswith("{"):
+            common, head = _options(head[1 : head.index("}")]), head[head.index("}") + 1 :]
+        legs: list[Leg] = []
+        for text in _split_legs(head):
+            match = LEG.match(text)
+            assert match, text
+            opts = {**common, **_options(match.group(1))}
+            legs.append(Leg(opts["origination_uuid"], match.group(2), match.group(3), opts))
+        winner, cause = await self.ring_agents(legs)
+        for leg in legs:
+            if leg.uuid != winner:
+                self._hangup_event(leg.uuid, cause if winner is None else "LOSE_RACE")
+        if winner is None:
+            cause = cause if len(legs) == 1 else "NO_ANSWER"
             self._job(job_uuid, arg, f"-ERR {cause}\n")
             return
-        delay, winner, user = answering[0]
-        await asyncio.sleep(max(0.0, delay - min(p.delay for _, _, p in legs)))
-        for uuid, _, _ in legs:
-            if uuid != winner:
-                self._hangup_event(uuid, "LOSE_RACE")
-        self.channels[winner] = user
+        agent = next(leg for leg in legs if leg.uuid == winner)
+        self.channels[winner] = agent.user
         self._kills[winner] = asyncio.Event()
         self._job(job_uuid, arg, f"+OK {winner}\n")
-        await self._bridge(winner, user, bridge.removesuffix(")"))
-
-    async def _bridge(self, uuid: str, user: str, caller_leg: str) -> None:
-        match = CALLER.match(caller_leg)
-        assert match, caller_leg
-        number = match.group(2)
-        phone = self.callers.get(number, Phone(False))
-        agent = self.agents.get(user, Phone())
-        kill = self._kills[uuid]
-        with_kill = asyncio.ensure_future(kill.wait())
-        try:
-            await asyncio.wait({with_kill}, timeout=phone.delay)
-            if kill.is_set():
-                return self._end(uuid, "NORMAL_CLEARING")
-            if not phone.answer:
-                return self._end(uuid, "NORMAL_CLEARING")
-            other = str(uuidlib.uuid4())
+        match = CALLER.match(bridge.removesuffix(")"))
+        assert match, bridge
+        caller = Leg(str(uuidlib.uuid4()), match.group(2), match.group(3), _options(match.group(1)))
+        reached = await self.ring_caller(agent, caller)
+        if reached:
             self.emit(
                 channel_event(
-                    "CHANNEL_BRIDGE", Unique_ID=uuid, Other_Leg_Unique_ID=other,
-                    Other_Leg_Destination_Number=number,
+                    "CHANNEL_BRIDGE", Unique_ID=winner, Other_Leg_Unique_ID=caller.uuid,
+                    Other_Leg_Destination_Number=caller.user,
                 ),
                 b"",
             )  # fmt: skip
-            talks = [t for t in (agent.talk, phone.talk) if t is not None]
+            await self.talk(agent, caller, self._kills[winner])
+        await self.release(agent)
+        self._end(winner, "NORMAL_CLEARING", bridged_to=caller.uuid if reached else "")
+
+    # -- the phones: scripted here, real SIP in ``fs_sip.SipOriginator`` --------------------------
+    async def ring_agents(self, legs: list[Leg]) -> tuple[str | None, str]:
+        """(the uuid of the leg that answered first or None, the failure cause)."""
+        phones = [(leg.uuid, self.agents.get(leg.user, Phone(False))) for leg in legs]
+        answering = sorted((p.delay, uuid) for uuid, p in phones if p.answer)
+        if not answering:
+            await asyncio.sleep(max(p.delay for _, p in phones))
+            return None, phones[0][1].cause
+        await asyncio.sleep(answering[0][0])
+        return answering[0][1], ""
+
+    async def ring_caller(self, agent: Leg, caller: Leg) -> bool:
+        phone = self.callers.get(caller.user, Phone(False))
+        kill = asyncio.ensure_future(self._kills[agent.uuid].wait())
+        try:
+            await asyncio.wait({kill}, timeout=phone.delay)
+        finally:
+            kill.cancel()
+        return phone.answer and not self._kills[agent.uuid].is_set()
+
+    async def talk(self, agent: Leg, caller: Leg, kill: asyncio.Event) -> None:
+        """Until either side hangs up, or ``uuid_kill``."""
+        talks = [
+            t
+            for t in (self.agents.get(agent.user, Phone()).talk,
+                      self.callers.get(caller.user, Phone()).talk)
+            if t is not None
+        ]  # fmt: skip
+        with_kill = asyncio.ensure_future(kill.wait())
+        try:
             await asyncio.wait({with_kill}, timeout=min(talks) if talks else None)
-            self._end(uuid, "NORMAL_CLEARING", bridged_to=other)
         finally:
             with_kill.cancel()
+
+    async def release(self, agent: Leg) -> None:
+        """Hang up what is still up of the call (nothing to do for scripted phones)."""
 
     def _end(self, uuid: str, cause: str, bridged_to: str = "") -> None:
         self.channels.pop(uuid, None)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from tests.esl.fs_originate import Leg, Originator
 from tests.esl.peer import Caller, CallRecord, FreeSwitchPeer, Reaction
 
 T1 = 0.5  # retransmission interval (RFC 3261 T1), doubled up to T2 like a real UA
@@ -556,10 +557,12 @@ class FsSip(asyncio.DatagramProtocol):
         reaction.hold.set()
 
     def _leg(
-        self, call: Call, variables: dict[str, str], user: str, proxy: str
+        self, call: Call | None, variables: dict[str, str], user: str, proxy: str
     ) -> tuple[Bridge, dict[str, str]]:
+        """A B-leg INVITE to the proxy; ``call`` None: an originated leg (no A-leg)."""
         host, _, port = proxy.partition(":")
-        caller = uri_of(call.invite.get("From") or "").removeprefix("sip:").split("@")[0]
+        invited = call.invite.get("From") if call is not None else None
+        caller = uri_of(invited or "").removeprefix("sip:").split("@")[0]
         number = variables.get("origination_caller_id_number") or caller or "0000000000"
         name = variables.get("origination_caller_id_name") or number
         call_id = f"{uuidlib.uuid4()}"
@@ -579,7 +582,8 @@ class FsSip(asyncio.DatagramProtocol):
                     if k.startswith("sip_h_")]  # fmt: skip
         invite = Message(f"INVITE {dialog.target} SIP/2.0", headers, sdp(self.ip, self.rtp_port))
         leg = Bridge(user, dialog, invite, (host, int(port or 5060)))
-        call.bridges.append(leg)
+        if call is not None:
+            call.bridges.append(leg)
         self.legs[call_id] = leg
         self.dialogs[dialog.local_tag] = leg
         return leg, variables
@@ -697,3 +701,60 @@ class FsSip(asyncio.DatagramProtocol):
         async with asyncio.timeout(timeout):
             for call in list(self.calls.values()):
                 await call.done.wait()
+
+
+class SipOriginator(Originator):
+    """The inbound stand-in's ``bgapi originate`` placing real SIP legs from the media node
+    (this UA) through Kamailio, as mod_sofia would: the agents' legs at once (``leg_timeout``),
+    the first answer wins and the others are cancelled; then the caller's leg
+    (``call_timeout``); the talk ends with the first BYE and the other side gets one."""
+
+    def __init__(self, sip: FsSip) -> None:
+        super().__init__()
+        self.sip = sip
+        self.up: dict[str, list[Bridge]] = {}  # agent leg uuid -> its SIP legs (agent, caller)
+
+    async def ring_agents(self, legs: list[Leg]) -> tuple[str | None, str]:
+        placed = {
+            leg.uuid: self.sip._leg(None, leg.options, leg.user, leg.proxy)[0] for leg in legs
+        }
+        tasks = {
+            asyncio.ensure_future(self.sip._originate(placed[leg.uuid],
+                                                      float(leg.options.get("leg_timeout", 30)))):
+            leg.uuid
+            for leg in legs
+        }  # fmt: skip
+        winner: str | None = None
+        causes: list[str] = []
+        pending = set(tasks)
+        while pending and winner is None:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.result() == "SUCCESS" and winner is None:
+                    winner = tasks[task]
+                else:
+                    causes.append(task.result())
+        for task in pending:
+            self.sip.spawn(self.sip._end_bridge(placed[tasks[task]]))
+        if winner is not None:
+            self.up[winner] = [placed[winner]]
+        return winner, _disposition(causes) if causes else "NO_ANSWER"
+
+    async def ring_caller(self, agent: Leg, caller: Leg) -> bool:
+        leg, _ = self.sip._leg(None, caller.options, caller.user, caller.proxy)
+        self.up[agent.uuid].append(leg)
+        timeout = float(caller.options.get("call_timeout", 30))
+        return await self.sip._originate(leg, timeout) == "SUCCESS"
+
+    async def talk(self, agent: Leg, caller: Leg, kill: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(b.dialog.ended.wait()) for b in self.up[agent.uuid]]
+        waits.append(asyncio.ensure_future(kill.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def release(self, agent: Leg) -> None:
+        for leg in self.up.pop(agent.uuid, []):
+            await self.sip._end_bridge(leg)

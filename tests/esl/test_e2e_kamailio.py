@@ -19,11 +19,17 @@ from typing import Any
 import pytest
 import redis
 
+from control.core.acd import QueueConfig
+from control.db.engine import make_engine
 from control.demo import sipp
+from control.live.acd import AcdStore
 from control.settings import Settings
 from control.stack.ports import free_port
 from esl.apps import MediaConfig
-from tests.esl.fs_sip import FsSip
+from esl.callbacks import CallbackDialer, CallbackPolicy
+from esl.queues_source import SqlQueueSource
+from tests.esl.fs_inbound import InboundFreeSwitch
+from tests.esl.fs_sip import FsSip, SipOriginator
 from tests.esl.harness import running, static
 from tests.esl.peer import Caller, FreeSwitchPeer, Reaction
 from tests.harness.phones import first_request_line, header
@@ -554,4 +560,87 @@ def test_a_controller_killed_mid_call_is_taken_over_with_state_kept(
     assert events[-1]["type"] == "call_ended"
     assert wait_for(lambda: agent_view(umbrella.p, agent["id"])["state"] == "waiting", 6), (
         agent_view(umbrella.p, agent["id"]))  # fmt: skip
+    assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
+
+
+# --- queue callbacks: the dialer's legs through Kamailio ------------------------------------------
+PSTN_IP = "127.0.0.11"  # the umbrella's outbound carrier (callbacks to public numbers)
+
+
+def test_a_queue_callback_rings_the_agent_then_the_caller_through_kamailio(
+    stack: Settings, umbrella: Tenant
+) -> None:
+    """A caller who asked for a callback heads the queue; the dialer (in-process, on an
+    inbound event socket whose ``originate`` sends real SIP from the media node) rings the
+    agent's registered SIPp phone through Kamailio (``X-Sipio-Dial: user:``), then the
+    caller's number out through the account's trunk (``number:``); the agent hangs up, the
+    caller gets a BYE, the agent wraps up and every admission counter is back to 0."""
+    q = queue_with_agents(stack, umbrella, "4930600030", ("6301",))
+    (agent,) = q.agents
+    port = free_port()
+    umbrella.make("sip_trunks", {"name": "pstn-callbacks", "proxy": f"{PSTN_IP}:{port}",
+                                 "direction": "outbound"})  # fmt: skip
+    settle(stack)
+    engine = make_engine(stack.db_url)
+    source = SqlQueueSource(engine)
+    setup = asyncio.run(source.queue(umbrella.id, q.queue["id"]))
+    assert setup is not None
+    cfg = QueueConfig.from_row(setup.row)
+    acd = AcdStore.from_url(stack.redis_url)
+    call_id = f"cb-{uuidlib.uuid4().hex[:8]}@e2e"
+    assert acd.join(cfg, call_id).exit is None
+    assert acd.callback(cfg, call_id, "number:+4930555777", 600) is not None
+    answering = sipp.start(SCENARIOS / "uas_answer_hangup.xml", None, local_port=q.phones[0].port,
+                           timeout=30)  # fmt: skip
+    pstn = sipp.start(sipp.scenario("uas_answer.xml"), None, local_ip=PSTN_IP, local_port=port,
+                      timeout=30)  # fmt: skip
+
+    sip = FsSip(FreeSwitchPeer(), [])
+    originator = SipOriginator(sip)
+    policy = CallbackPolicy(poll_sec=0.1, claim_sec=5, check_sec=1)
+
+    async def main() -> None:
+        dialer = CallbackDialer.connect(
+            acd, source, fs.host, fs.port, "ClueCon", MediaConfig(proxy=proxy(stack)),
+            node_id="ctl-cb", policy=policy,
+        )  # fmt: skip
+        await dialer.start()
+        try:
+            deadline = time.monotonic() + 25
+            while time.monotonic() < deadline and not (
+                any(e["type"] == "queue_callback_result" for e in call_events(stack, call_id))
+                and not dialer.driving
+            ):
+                await asyncio.sleep(0.2)
+        finally:
+            await dialer.stop()
+
+    with InboundFreeSwitch(originator=originator).running() as fs:
+        fs.run(sip.start(media_port(stack)))
+        try:
+            asyncio.run(main())
+        finally:
+            fs.run(sip.stop())
+    engine.dispose()
+    rang, called = answering.wait(), pstn.wait()
+    seen = f"media node saw {sip.log}; originates {originator.originates}"
+    assert rang.ok, rang.output + seen
+    assert called.ok, called.output + seen
+    # the agent saw the caller's number; the carrier got the caller's number dialled
+    assert "+4930555777" in header(rang.messages, "From")[0], rang.messages
+    assert "4930555777" in first_request_line(called.messages), called.messages
+    events = call_events(stack, call_id)
+    kinds_ = [e["type"] for e in events if e["type"].startswith("queue_")]
+    assert kinds_ == ["queue_join", "queue_callback", "queue_offer", "queue_answer",
+                      "queue_callback_connected", "queue_callback_result"], events  # fmt: skip
+    assert events[-1]["outcome"] == "connected" and events[-1]["agent_id"] == agent["id"]
+    # both legs went through Kamailio's routing, inside the account
+    legs = list(sip.legs.values())
+    assert [leg.responses[-1] for leg in legs] == [200, 200], seen
+    for leg in legs:
+        routed = [e for e in call_events(stack, leg.dialog.call_id) if e["type"] == "route"]
+        assert routed and routed[0].get("account_id") == umbrella.id, routed
+    view = agent_view(umbrella.p, agent["id"])
+    assert view["state"] in ("wrap_up", "waiting") and view["status"] == "available", view
+    assert wait_for(lambda: agent_view(umbrella.p, agent["id"])["state"] == "waiting", 6)
     assert wait_zero(umbrella.p, umbrella.id) == {k: 0 for k in counters(umbrella.p, umbrella.id)}
