@@ -57,6 +57,19 @@ def exec_start(unit_text: str) -> list[str]:
     return shlex.split(lines[0].removeprefix("ExecStart="))
 
 
+def test_each_controller_places_callbacks_on_its_own_media_node(inventory: Inventory) -> None:
+    """app1 pairs with media1, app2 with media2: every FreeSWITCH has a callback dialer, and
+    each target's event socket lets that controller in."""
+    seen = {}
+    for host in ("app1", "app2"):
+        settings = Settings.model_validate(settings_of(inventory, host))
+        seen[host] = (settings.freeswitch_esl_host, settings.freeswitch_esl_port)
+    assert seen == {"app1": ("10.20.0.21", 8021), "app2": ("10.20.0.22", 8021)}
+    for host in ("media1", "media2"):
+        allowed = inventory.hostvars[host]["freeswitch_esl_clients"]
+        assert {"10.20.0.31", "10.20.0.32"} <= set(allowed)
+
+
 @pytest.mark.parametrize("host", SIPIO_HOSTS)
 def test_settings_json_is_valid_for_control_settings(inventory: Inventory, host: str) -> None:
     data = settings_of(inventory, host)
