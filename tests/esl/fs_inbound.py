@@ -170,6 +170,9 @@ class InboundFreeSwitch:
         self._server.close()
         for listener in list(self.listeners):
             listener.writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` in the stand-in's loop (a SIP UA its originates use lives there)."""

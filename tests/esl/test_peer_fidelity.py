@@ -183,3 +183,77 @@ def test_caller_bye_with_event_lock_as_freeswitch_did() -> None:
     caller = Caller(on={"playback": [Reaction(hangup=True)]})
     frames, _ = asyncio.run(_drive(CALLER_BYE, caller))
     assert frames == _recorded_keys(CALLER_BYE)
+
+
+def _command_replies(name: str) -> list[tuple[bytes, bytes]]:
+    """(command as the tool sent it, FreeSWITCH's command/reply frame), in order."""
+    commands = [c + b"\n\n" for c in load(name).bin(TOOL).split(b"\n\n") if c]
+    replies = [
+        block + b"\n\n" + body
+        for block, body in split_frames(load(name).fs_bytes)
+        if b"Content-Type: command/reply" in block
+    ]
+    return list(zip(commands[1:], replies[1:], strict=False))  # past auth
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["orig02_inbound_sendmsg_filter_bgapi_originate", "in07_filter_nixevent_noevents_linger_exit"],
+)
+def test_inbound_stand_in_answers_subscriptions_as_freeswitch_did(name: str) -> None:
+    """The callback dialer's stand-in: ``event``, ``filter``, ``filter delete`` and ``bgapi``
+    replies byte for byte (a bgapi's Job-UUID is the stand-in's own)."""
+    from tests.esl.fs_inbound import InboundFreeSwitch
+    from tests.esl.fs_originate import Originator
+
+    wanted = [
+        (c, r) for c, r in _command_replies(name)
+        if c.startswith((b"event plain", b"filter ", b"bgapi originate"))
+        and not c.startswith(b"filter delete all")
+    ]  # fmt: skip
+    assert wanted
+
+    async def exchange(port: int) -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readuntil(b"\n\n")
+        writer.write(b"auth ClueCon\n\n")
+        await reader.readuntil(b"\n\n")
+        got = []
+        for command, _ in wanted:
+            if command.startswith(b"bgapi originate"):  # ours: a dial string it can place
+                command = b"bgapi originate {x=1}[origination_uuid=u1]sofia/internal/a@h &bridge({y=2}sofia/internal/b@h)\n\n"
+            writer.write(command)
+            got.append(await reader.readuntil(b"\n\n"))
+        writer.close()
+        return got
+
+    with InboundFreeSwitch(originator=Originator()).running() as fs:
+        got = asyncio.run(exchange(fs.port))
+    for (command, recorded_reply), reply in zip(wanted, got, strict=True):
+        if command.startswith(b"bgapi"):
+            job = dict(raw_pairs(reply[:-2]))["Job-UUID"]
+            old = dict(raw_pairs(recorded_reply[:-2]))["Job-UUID"]
+            assert reply == recorded_reply.replace(old.encode(), job.encode())
+        else:
+            assert reply == recorded_reply, command
+
+
+def test_inbound_stand_in_background_job_is_the_recorded_frame() -> None:
+    """Built from the capture with the capture's own values, the BACKGROUND_JOB frame is the
+    recorded one byte for byte (the stand-in only swaps Job-UUID, argument and body)."""
+    from tests.esl.fs_originate import Originator
+
+    name = "orig02_inbound_sendmsg_filter_bgapi_originate"
+    frames = [b + b"\n\n" + body for b, body in split_frames(load(name).fs_bytes)]
+    raw = next(f for f in frames if b"Event-Name: BACKGROUND_JOB" in f)
+    _, body = next(split_frames(raw))
+    inner = dict(raw_pairs(body[: body.index(b"\n\n")]))
+    sent: list[bytes] = []
+    originator = Originator()
+    originator.emit = lambda pairs, data: sent.append(event_frame(pairs, data))
+    originator._job(
+        inner["Job-UUID"],
+        unquote(inner["Job-Command-Arg"]),
+        body[body.index(b"\n\n") + 2 :].decode(),
+    )
+    assert sent == [raw]
