@@ -536,6 +536,8 @@ def trace(state_dir: Path, call_id: str, as_json: bool) -> None:
 @click.option("--proxy", help="Kamailio host:port that bridges go through [sip_host:sip_port].")
 @click.option("--media-root", help="Directory FreeSWITCH reads prompts from.")
 @click.option("--allow-private-http", is_flag=True, help="Let flows' HTTP nodes reach LAN hosts.")
+@click.option("--freeswitch", metavar="HOST:PORT",
+              help="Event socket for queue callbacks [settings freeswitch_esl_*].")  # fmt: skip
 @click.option("--callbacks/--no-callbacks", default=True, show_default=True,
               help="Place queue callbacks through FreeSWITCH's event socket "
                    "[settings freeswitch_esl_*].")  # fmt: skip
@@ -549,6 +551,7 @@ def esl_controller(
     proxy: str | None,
     media_root: str | None,
     allow_private_http: bool,
+    freeswitch: str | None,
     callbacks: bool,
 ) -> None:
     """Run the flow controller FreeSWITCH's `socket` application connects to, one call each."""
@@ -589,14 +592,25 @@ def esl_controller(
             caller_ring_sec=settings.queue_callback_ring_sec,
         ),
         freeswitch=EslTarget(
-            settings.freeswitch_esl_host,
-            settings.freeswitch_esl_port,
+            *_host_port(freeswitch, settings.freeswitch_esl_host, settings.freeswitch_esl_port),
             lambda: default_store().resolve(settings.freeswitch_esl_password_ref),
         )
         if callbacks
         else None,
     )
     run(config)
+
+
+def _host_port(value: str | None, host: str, port: int) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``HOST``) over the settings' defaults."""
+    if not value:
+        return host, port
+    name, _, number = value.rpartition(":") if ":" in value else (value, "", "")
+    if not number:
+        return value, port
+    if not number.isdigit() or not 0 < int(number) < 65536:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT", param_hint="--freeswitch")
+    return name, int(number)
 
 
 @main.command()

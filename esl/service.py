@@ -22,7 +22,6 @@ from sqlalchemy import Engine
 from control.core.flow import CommandKind
 from control.db.engine import make_engine
 from control.live.acd import AcdStore
-from control.secrets.errors import SecretStoreError
 from esl.apps import MediaConfig
 from esl.callbacks import CallbackDialer, CallbackPolicy
 from esl.conference import ConferenceFeature, ConferenceStore, EslTarget
@@ -118,7 +117,7 @@ def callback_dialer(queue: QueueFeature, config: ServiceConfig) -> CallbackDiale
         return None
     try:
         password = target.password()
-    except (SecretStoreError, ValueError, OSError) as exc:
+    except Exception as exc:  # no store, no secret, store unreachable: run without a dialer
         log.error("esl.callbacks.disabled", reason=f"event socket password: {type(exc).__name__}")
         return None
     return CallbackDialer.connect(

@@ -526,22 +526,7 @@ class FsSip(asyncio.DatagramProtocol):
         """Ring every leg at once; the first answer wins and the others are cancelled."""
         legs = [self._leg(call, variables, user, proxy) for variables, user, proxy in
                 dial_legs(arg)]  # fmt: skip
-        attempts = {
-            asyncio.ensure_future(self._originate(leg, _ring_sec(v))): leg for leg, v in legs
-        }
-        winner: Bridge | None = None
-        causes: list[str] = []
-        pending = set(attempts)
-        while pending and winner is None:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for attempt in done:
-                cause = attempt.result()
-                if cause == "SUCCESS" and winner is None:
-                    winner = attempts[attempt]
-                else:
-                    causes.append(cause)
-        for attempt in pending:  # the losers: CANCEL (or BYE if their 200 crosses it)
-            self.spawn(self._end_bridge(attempts[attempt]))
+        winner, causes = await self.ring([(leg, _ring_sec(v)) for leg, v in legs])
         if winner is None:
             disposition = _disposition(causes)
             reaction.variables["originate_disposition"] = disposition
@@ -555,6 +540,25 @@ class FsSip(asyncio.DatagramProtocol):
         await winner.dialog.ended.wait()  # talking: until either side hangs up
         assert reaction.hold is not None
         reaction.hold.set()
+
+    async def ring(self, legs: list[tuple[Bridge, float]]) -> tuple[Bridge | None, list[str]]:
+        """Every leg at once (each with its ring time); the first answer wins, the others
+        are cancelled. Returns the winner and the causes of the legs that failed."""
+        attempts = {asyncio.ensure_future(self._originate(leg, ring)): leg for leg, ring in legs}
+        winner: Bridge | None = None
+        causes: list[str] = []
+        pending = set(attempts)
+        while pending and winner is None:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for attempt in done:
+                cause = attempt.result()
+                if cause == "SUCCESS" and winner is None:
+                    winner = attempts[attempt]
+                else:
+                    causes.append(cause)
+        for attempt in pending:  # the losers: CANCEL (or BYE if their 200 crosses it)
+            self.spawn(self._end_bridge(attempts[attempt]))
+        return winner, causes
 
     def _leg(
         self, call: Call | None, variables: dict[str, str], user: str, proxy: str
@@ -718,24 +722,9 @@ class SipOriginator(Originator):
         placed = {
             leg.uuid: self.sip._leg(None, leg.options, leg.user, leg.proxy)[0] for leg in legs
         }
-        tasks = {
-            asyncio.ensure_future(self.sip._originate(placed[leg.uuid],
-                                                      float(leg.options.get("leg_timeout", 30)))):
-            leg.uuid
-            for leg in legs
-        }  # fmt: skip
-        winner: str | None = None
-        causes: list[str] = []
-        pending = set(tasks)
-        while pending and winner is None:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task.result() == "SUCCESS" and winner is None:
-                    winner = tasks[task]
-                else:
-                    causes.append(task.result())
-        for task in pending:
-            self.sip.spawn(self.sip._end_bridge(placed[tasks[task]]))
+        rings = [(placed[leg.uuid], float(leg.options.get("leg_timeout", 30))) for leg in legs]
+        answered, causes = await self.sip.ring(rings)
+        winner = next((uuid for uuid, b in placed.items() if b is answered), None)
         if winner is not None:
             self.up[winner] = [placed[winner]]
         return winner, _disposition(causes) if causes else "NO_ANSWER"

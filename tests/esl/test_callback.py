@@ -8,26 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from control.core.acd import QueueConfig
+from control.db.engine import make_engine
 from control.live.acd import AcdStore
+from control.secrets import open_store
+from control.settings import Settings
+from control.stack.ports import free_port
 from esl.apps import MediaConfig
 from esl.callbacks import CallbackDialer, CallbackPolicy, leg_uuid
 from esl.inbound import Backoff
-from esl.queues_source import QueueOption, StaticQueueSource
+from esl.queues_source import QueueOption, QueueSetup, SqlQueueSource, StaticQueueSource
 from tests.esl.fs_inbound import InboundFreeSwitch
 from tests.esl.fs_originate import Originator, Phone
 from tests.esl.harness import new_account, static
 from tests.esl.peer import FreeSwitchPeer, Reaction, sipio_headers
 from tests.esl.queues import agent, controller, first, make_available, phones, seat, setup
 from tests.esl.test_queue import Watch, kinds
+from tests.harness.provision import Provisioner
 
 NUMBER = "+4930123456"
 FAST = CallbackPolicy(poll_sec=0.05, claim_sec=1.0, check_sec=0.5, retry_sec=0.3, job_grace_sec=3)
@@ -64,6 +73,34 @@ def waiting_callback(
     """A caller joined ``cfg``'s queue and asked to be called back."""
     assert acd.join(cfg, call_id).exit is None
     assert acd.callback(cfg, call_id, f"number:{number}", window) is not None
+
+
+@dataclass
+class Scene:
+    account: str
+    queues: dict[tuple[str, str], QueueSetup]
+    cfg: QueueConfig
+    acd: AcdStore
+
+
+def scene(
+    redis_url: str,
+    users: tuple[str, ...] = ("u_1",),
+    *,
+    ready: bool = True,
+    callbacks: tuple[str, ...] = ("cb-1",),
+    **row: Any,
+) -> Scene:
+    """A queue of ``users`` (seated, ready or on break) with ``callbacks`` waiting in it."""
+    account = new_account()
+    queues = setup(account, users, **row)
+    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
+    acd = acd_for(redis_url)
+    for user in users:
+        seat(acd, account, user, ready=ready)
+    for call_id in callbacks:
+        waiting_callback(acd, cfg, call_id)
+    return Scene(account, queues, cfg, acd)
 
 
 @asynccontextmanager
@@ -114,7 +151,7 @@ def leftovers(acd: AcdStore, account: str) -> dict[str, Any]:
     }
 
 
-EMPTY = {"cb": [], "state": [], "calls": [], "claims": [], "q": []}
+EMPTY: dict[str, Any] = {"cb": [], "state": [], "calls": [], "claims": [], "q": []}
 
 
 # -- the caller's side ------------------------------------------------------------------------
@@ -182,12 +219,8 @@ def test_a_caller_without_a_callable_number_keeps_holding(redis_url: str, trace:
 def test_dialer_calls_back_when_an_agent_is_free(
     redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
 ) -> None:
-    account = new_account()
-    queues = setup(account, ("u_1",), wrap_up_sec=1)
-    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
-    acd = acd_for(redis_url)
-    seat(acd, account, "u_1", ready=False)
-    waiting_callback(acd, cfg, "cb-1")
+    sc = scene(redis_url, ready=False, wrap_up_sec=1)
+    account, queues, acd = sc.account, sc.queues, sc.acd
     originator.agents["u_1"] = Phone(delay=0.05)
     originator.callers[NUMBER] = Phone(delay=0.05, talk=0.3)
 
@@ -225,12 +258,8 @@ def test_the_callback_is_served_before_later_callers(
     redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
 ) -> None:
     """The place is kept: a caller who joined after the callback was asked waits behind it."""
-    account = new_account()
-    queues = setup(account, ("u_1",))
-    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
-    acd = acd_for(redis_url)
-    seat(acd, account, "u_1", ready=False)
-    waiting_callback(acd, cfg, "cb-1")
+    sc = scene(redis_url, ready=False)
+    account, queues, cfg, acd = sc.account, sc.queues, sc.cfg, sc.acd
     assert acd.join(cfg, "live-2").position == 2
     make_available(acd, account, "u_1")
     assert acd.offer(cfg, "live-2") is None  # the head is the callback
@@ -251,13 +280,8 @@ def test_the_callback_is_served_before_later_callers(
 def test_an_agent_who_does_not_answer_is_a_miss_and_the_next_one_is_tried(
     redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
 ) -> None:
-    account = new_account()
-    queues = setup(account, ("u_1", "u_2"), strategy="top_down", max_no_answer=1)
-    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
-    acd = acd_for(redis_url)
-    for user in ("u_1", "u_2"):
-        seat(acd, account, user)
-    waiting_callback(acd, cfg, "cb-1")
+    sc = scene(redis_url, ("u_1", "u_2"), strategy="top_down", max_no_answer=1)
+    account, queues, acd = sc.account, sc.queues, sc.acd
     originator.agents["u_1"] = Phone(answer=False, delay=0.1, cause="USER_BUSY")
     originator.agents["u_2"] = Phone()
     originator.callers[NUMBER] = Phone(talk=0.2)
@@ -284,12 +308,8 @@ def test_an_agent_who_does_not_answer_is_a_miss_and_the_next_one_is_tried(
 def test_a_caller_not_reached_is_tried_again_then_given_up(
     redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
 ) -> None:
-    account = new_account()
-    queues = setup(account, ("u_1",))
-    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
-    acd = acd_for(redis_url)
-    seat(acd, account, "u_1")
-    waiting_callback(acd, cfg, "cb-1")
+    sc = scene(redis_url)
+    account, queues, acd = sc.account, sc.queues, sc.acd
     originator.agents["u_1"] = Phone()
     originator.callers[NUMBER] = Phone(answer=False, delay=0.1)
     policy = CallbackPolicy(**{**FAST.__dict__, "attempts": 2})
@@ -325,12 +345,8 @@ def test_a_dialer_that_dies_mid_call_is_replaced(
     """Dialer A dies while the agent talks to the caller (its claim is left to expire);
     dialer B adopts the callback, follows the agent's leg to its end and sends the agent to
     wrap-up: nobody is left in_call, nothing is dialled twice."""
-    account = new_account()
-    queues = setup(account, ("u_1",))
-    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
-    acd = acd_for(redis_url)
-    seat(acd, account, "u_1")
-    waiting_callback(acd, cfg, "cb-1")
+    sc = scene(redis_url)
+    account, queues, acd = sc.account, sc.queues, sc.acd
     originator.agents["u_1"] = Phone(talk=None)
     originator.callers[NUMBER] = Phone(talk=None)
     leg = leg_uuid("cb-1", 0, "u_1")
@@ -358,16 +374,11 @@ def test_a_dialer_that_dies_mid_call_is_replaced(
 def test_two_dialers_place_each_callback_once(
     redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
 ) -> None:
-    account = new_account()
     users = ("u_1", "u_2", "u_3")
-    queues = setup(account, users)
-    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
-    acd = acd_for(redis_url)
-    calls = [f"cb-{n}" for n in range(4)]
-    for call in calls:
-        waiting_callback(acd, cfg, call)
+    calls = tuple(f"cb-{n}" for n in range(4))
+    sc = scene(redis_url, users, callbacks=calls)
+    account, queues, acd = sc.account, sc.queues, sc.acd
     for user in users:
-        seat(acd, account, user)
         originator.agents[user] = Phone(delay=0.05)
     originator.callers[NUMBER] = Phone(talk=0.2)
 
@@ -389,12 +400,8 @@ def test_two_dialers_place_each_callback_once(
 def test_freeswitch_unreachable_rings_no_agent(redis_url: str, trace: Watch) -> None:
     """Without FreeSWITCH the callback waits: no agent is offered a call that cannot be
     placed (no miss counted against them)."""
-    account = new_account()
-    queues = setup(account, ("u_1",))
-    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
-    acd = acd_for(redis_url)
-    seat(acd, account, "u_1")
-    waiting_callback(acd, cfg, "cb-1")
+    sc = scene(redis_url)
+    account, queues, cfg, acd = sc.account, sc.queues, sc.cfg, sc.acd
     down = InboundFreeSwitch()  # never started: its port 0 refuses
 
     async def main() -> None:
@@ -412,13 +419,58 @@ def test_freeswitch_unreachable_rings_no_agent(redis_url: str, trace: Watch) -> 
 
 
 def test_a_callback_nobody_serves_expires(redis_url: str, trace: Watch) -> None:
-    account = new_account()
-    queues = setup(account, ("u_1",))
-    cfg = QueueConfig.from_row(queues[(account, "q_1")].row)
-    acd = acd_for(redis_url)
-    waiting_callback(acd, cfg, "cb-1", window=0.2)
+    sc = scene(redis_url, (), callbacks=())
+    account, acd = sc.account, sc.acd
+    waiting_callback(acd, sc.cfg, "cb-1", window=0.2)
     time.sleep(0.3)
     assert acd.sweep(account) == 1
     timeout = next(e for e in trace("cb-1") if e["type"] == "queue_timeout")
     assert timeout["reason"] == "callback_expired"
     assert leftovers(acd, account) == EMPTY
+
+
+def test_the_esl_controller_process_places_callbacks(
+    stack: Settings, tmp_path: Path, originator: Originator, trace: Watch
+) -> None:
+    """``sipio esl-controller --freeswitch HOST:PORT``: the dialer in the controller process,
+    with the event-socket password from the stack's secret store and queues from its DB."""
+    password = "Cb.proc-Pass_0123456789"
+    open_store(stack).put(stack.freeswitch_esl_password_ref, password)
+    tenant = Provisioner(stack).tenant("Callback Co", "callback.example.com")
+    queue = tenant.make("queues", {"name": "cbq", "agent_ring_timeout_sec": 5})
+    user = tenant.user_with_devices("7301", is_agent=1)
+    tenant.make("agent_queue_assignments", {"queue_id": queue["id"], "user_id": user["id"]})
+    engine = make_engine(stack.db_url)
+    setup_ = asyncio.run(SqlQueueSource(engine).queue(tenant.id, queue["id"]))
+    engine.dispose()
+    assert setup_ is not None
+    cfg = QueueConfig.from_row(setup_.row)
+    acd = AcdStore.from_url(stack.redis_url)
+    seat(acd, tenant.id, user["id"], queue["id"])
+    call_id = f"cb-{uuid.uuid4().hex[:8]}"
+    originator.agents[user["id"]] = Phone()
+    originator.callers[NUMBER] = Phone(talk=0.2)
+    with InboundFreeSwitch(password=password, originator=originator).running() as fs:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "sipio"), "esl-controller", "--state-dir",
+             str(stack.state_dir), "--port", str(free_port(udp=False)), "--node-id", "ctl-proc",
+             "--freeswitch", f"{fs.host}:{fs.port}", "--proxy", "127.0.0.1:5060"],
+            stdout=subprocess.PIPE, stderr=(tmp_path / "ctl.log").open("w"), text=True,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().startswith("listening")
+            waiting_callback(acd, cfg, call_id)
+            deadline = time.monotonic() + 20
+            while not results(trace, call_id) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            process.terminate()
+            process.wait(10)
+    log = (tmp_path / "ctl.log").read_text()
+    (result,) = results(trace, call_id)
+    assert (result["outcome"], result["controller"]) == ("connected", "ctl-proc"), log
+    (command,) = originator.originates
+    assert f"sip_h_X-Sipio-Dial=user:{user['id']}" in command
+    assert "esl.callbacks.disabled" not in log and password not in log
+    assert fs.auth_failures == 0

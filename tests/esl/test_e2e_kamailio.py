@@ -575,7 +575,7 @@ def test_a_queue_callback_rings_the_agent_then_the_caller_through_kamailio(
     agent's registered SIPp phone through Kamailio (``X-Sipio-Dial: user:``), then the
     caller's number out through the account's trunk (``number:``); the agent hangs up, the
     caller gets a BYE, the agent wraps up and every admission counter is back to 0."""
-    q = queue_with_agents(stack, umbrella, "4930600030", ("6301",))
+    q = queue_with_agents(stack, umbrella, "4930600030", ("6311",))
     (agent,) = q.agents
     port = free_port()
     umbrella.make("sip_trunks", {"name": "pstn-callbacks", "proxy": f"{PSTN_IP}:{port}",
