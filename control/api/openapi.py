@@ -348,8 +348,9 @@ def _live_paths(paths: dict[str, Any], c: _Components) -> None:
     integer, string = {"type": "integer"}, {"type": "string"}
     waiting = {
         "type": "object",
-        "properties": {"callId": string, "position": integer, "waitedMs": integer, "offering": ids},
-    }
+        "properties": {"callId": string, "position": integer, "waitedMs": integer, "offering": ids,
+                       "callback": {"type": "boolean"}},
+    }  # fmt: skip
     queue_live = {
         "type": "object",
         "required": ["queueId", "accountId", "waiting", "callers", "readyAgents"],

@@ -441,15 +441,25 @@ class AcdStore:
         """The queue now, for the API and the wallboard."""
         _, _, board = self._snapshot(account_id, [queue_id], whole=True)
         view = board.queues[queue_id]
+        records = dict(board.callers)
+        missing = [c for c, _ in view.head if c not in records]
+        if missing:  # callers not ringing: their records say which wait for a callback
+            raw = self.redis.hmget(self._keys(account_id)["calls"], missing)
+            records |= {
+                c: Caller.from_json(c, json.loads(r))
+                for c, r in zip(missing, raw, strict=True)
+                if r is not None
+            }
         callers: list[dict[str, Any]] = []
         for rank, (call_id, enqueued) in enumerate(view.head):
-            caller = board.callers.get(call_id)
+            caller = records.get(call_id)
             callers.append(
                 {
                     "callId": call_id,
                     "position": rank + 1,
                     "waitedMs": max(0, board.now - enqueued),
                     "offering": list(caller.offering) if caller else [],
+                    "callback": bool(caller and caller.callback),
                 }
             )
         offering = sorted({u for c in callers for u in c["offering"]})

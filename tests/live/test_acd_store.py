@@ -526,6 +526,7 @@ def test_queue_live_api_is_tenant_scoped(tmp_path: Path, own_redis: OwnRedis) ->
     store.join(cfg, "c2")
     offer = store.offer(cfg, "c1")
     assert offer is not None
+    assert store.callback(cfg, "c2", "number:+4930123456", 600) is not None  # c2 hung up
     status, live = call(f"/v1/queues/{row['id']}/live", a_key)
     assert status == 200, live
     assert (live["name"], live["waiting"], live["readyAgents"], live["viableAgents"]) == (
@@ -533,6 +534,8 @@ def test_queue_live_api_is_tenant_scoped(tmp_path: Path, own_redis: OwnRedis) ->
     assert [c["callId"] for c in live["callers"]] == ["c1", "c2"]
     assert live["callers"][0]["offering"] == [agent["id"]] and live["offering"] == [agent["id"]]
     assert live["callers"][1]["position"] == 2 and live["longestWaitMs"] >= 0
+    assert [c["callback"] for c in live["callers"]] == [False, True]
+    assert "4930123456" not in json.dumps(live)
     for path, k in ((f"/v1/queues/{row['id']}/live", b_key), ("/v1/queues/q_nope/live", a_key)):
         response = http.get(path, headers={"x-api-key": k})
         assert response.status_code == 404 and response.mimetype == "application/problem+json"
