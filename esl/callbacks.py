@@ -186,17 +186,23 @@ class CallbackDialer:
             if not waiting and not states:
                 await self._redis(_FORGET, self.acd.redis, [self.registry], [account, stale])
                 continue
-            for call_id in dict.fromkeys([*waiting, *states]):
-                if (account, call_id) in self.driving:
-                    continue
-                claimed = await self._redis(
-                    self.acd.redis.set, self._claim_key(account, call_id), self.token,
-                    nx=True, px=int(self.policy.claim_sec * 1000),
-                )  # fmt: skip
-                if claimed:
-                    self._spawn(account, call_id)
-                    started += 1
+            free = [
+                c for c in dict.fromkeys([*waiting, *states]) if (account, c) not in self.driving
+            ]
+            for call_id in await self._redis(self._claim, account, free):
+                self._spawn(account, call_id)
+                started += 1
         return started
+
+    def _claim(self, account: str, call_ids: list[str]) -> list[str]:
+        """The callbacks among ``call_ids`` this dialer now drives (one round trip)."""
+        if not call_ids:
+            return []
+        pipe = self.acd.redis.pipeline(transaction=False)
+        px = int(self.policy.claim_sec * 1000)
+        for call_id in call_ids:
+            pipe.set(self._claim_key(account, call_id), self.token, nx=True, px=px)
+        return [c for c, won in zip(call_ids, pipe.execute(), strict=True) if won]
 
     def _work(self, account: str) -> tuple[list[str], list[str]]:
         pipe = self.acd.redis.pipeline(transaction=False)
@@ -262,6 +268,10 @@ class CallbackDialer:
             if caller is None or caller.callback is None:
                 return  # served, expired or cancelled meanwhile
             if not self.inbound.connected:  # no agent is rung for a call we cannot place
+                await asyncio.sleep(self.policy.poll_sec)
+                continue
+            heads = await self._redis(self.acd.offerable, account, caller.queue_id)
+            if heads is not None and call_id not in heads:  # not its turn yet
                 await asyncio.sleep(self.policy.poll_sec)
                 continue
             cfg, positions = await self._queue(account, caller.queue_id)

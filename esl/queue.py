@@ -50,7 +50,6 @@ from control.core.flow import Command
 from control.core.presence import PresenceError
 from control.core.routing.media_dial import callback_dial
 from control.live.acd import AcdConflict, AcdStore
-from control.live.client import text
 from control.secrets import SecretStore, default_store
 from control.secrets.errors import SecretStoreError
 from esl import apps
@@ -174,14 +173,7 @@ class QueueFeature:
         return head is None or call_id in head
 
     def _head(self, cfg: QueueConfig) -> frozenset[str] | None:
-        """The callers ``offer`` may pick (None: too many rings to tell, ask anyway)."""
-        pipe = self.acd.redis.pipeline(transaction=False)
-        pipe.zcard(f"{self.acd.base(cfg.account_id)}:leases")
-        pipe.zrange(self.acd.queue_key(cfg.account_id, cfg.id), 0, HEAD_READ - 1)
-        ringing, first = pipe.execute()
-        if int(ringing) + 1 > HEAD_READ:
-            return None
-        return frozenset(text(c) for c in first[: int(ringing) + 1])
+        return self.acd.offerable(cfg.account_id, cfg.id, HEAD_READ)
 
     async def viable(self, account_id: str, queue_id: str) -> int:
         """``AcdStore.viable_agents``, shared by this process's callers of the queue for a

@@ -428,6 +428,19 @@ class AcdStore:
         _, _, board = self._snapshot(cfg.account_id, [cfg.id], [call_id])
         return board.waiting(cfg, call_id)
 
+    def offerable(self, account_id: str, queue_id: str, limit: int = 64) -> frozenset[str] | None:
+        """The callers ``offer`` could pick now: it offers only the longest waiting caller
+        not already ringing agents, so only the first (rings in progress + 1) callers of the
+        queue can be it. One round trip (``ZCARD`` of the leases, ``ZRANGE`` of the queue)
+        instead of an offer's snapshot of every agent; None when more than ``limit`` ring."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(f"{self.base(account_id)}:leases")
+        pipe.zrange(self.queue_key(account_id, queue_id), 0, limit - 1)
+        ringing, first = pipe.execute()
+        if int(ringing) + 1 > limit:
+            return None
+        return frozenset(text(c) for c in first[: int(ringing) + 1])
+
     def viable_agents(self, account_id: str, queue_id: str) -> int:
         """Agents logged in, reachable and seated in the queue: 0 is the `no_agents` exit."""
         agents = self.presence.agents(account_id).values()
