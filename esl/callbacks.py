@@ -127,6 +127,7 @@ class CallbackDialer:
         self.driving: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.placed = 0  # originates sent (tests, figures)
         self._legs: dict[str, _Leg] = {}
+        self._nudges: dict[tuple[str, str], asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
         inbound.on_event = self._on_event
         inbound.subscription.events = list(dict.fromkeys([*inbound.subscription.events, *EVENTS]))
@@ -270,16 +271,33 @@ class CallbackDialer:
             if not self.inbound.connected:  # no agent is rung for a call we cannot place
                 await asyncio.sleep(self.policy.poll_sec)
                 continue
+            turn = (account, caller.queue_id)
             heads = await self._redis(self.acd.offerable, account, caller.queue_id)
             if heads is not None and call_id not in heads:  # not its turn yet
-                await asyncio.sleep(self.policy.poll_sec)
+                await self._pause(turn)
                 continue
             cfg, positions = await self._queue(account, caller.queue_id)
             offer = await self._acd(self.acd.offer, cfg, call_id, positions)
             if offer is None:
-                await asyncio.sleep(self.policy.poll_sec)
+                await self._pause(turn)
                 continue
-            await self._attempt(cfg, caller, offer)
+            self._nudge(turn)  # the head moved: the next callback may be offered now
+            try:
+                await self._attempt(cfg, caller, offer)
+            finally:
+                self._nudge(turn)  # an agent was released (miss, wrap-up) or the head moved
+
+    async def _pause(self, turn: tuple[str, str]) -> None:
+        """Until the next poll, or sooner when another callback of the queue in this process
+        moved its head or released an agent (one offer per poll would cap a queue's rate)."""
+        nudge = self._nudges.setdefault(turn, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(nudge.wait(), self.policy.poll_sec)
+
+    def _nudge(self, turn: tuple[str, str]) -> None:
+        nudge = self._nudges.pop(turn, None)
+        if nudge is not None:
+            nudge.set()
 
     async def _attempt(self, cfg: QueueConfig, caller: Caller, offer: Offer) -> None:
         """Ring the offered agents; on an answer, bridge to the caller and see it through."""

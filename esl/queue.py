@@ -114,6 +114,7 @@ class QueueFeature:
         self._viable: dict[tuple[str, str], tuple[float, int]] = {}
         self._heads: dict[tuple[str, str], tuple[float, frozenset[str] | None]] = {}
         self._reading: dict[tuple[str, str], asyncio.Future[frozenset[str] | None]] = {}
+        self._nudges: dict[tuple[str, str], asyncio.Event] = {}
 
     async def run(self, call: CallRun, command: Command) -> tuple[str, dict[str, Any]]:
         queue_id = command.args.get("queueId")
@@ -171,6 +172,19 @@ class QueueFeature:
             self._heads[key] = cached
         head = cached[1]
         return head is None or call_id in head
+
+    def nudge(self, cfg: QueueConfig) -> None:
+        """Wake this process's callers of the queue now (the head moved, an agent was
+        released) instead of at their next poll: one offer per poll would cap a queue at a
+        couple of offers per second when many agents free up at once."""
+        key = (cfg.account_id, cfg.id)
+        self._heads.pop(key, None)
+        nudge = self._nudges.pop(key, None)
+        if nudge is not None:
+            nudge.set()
+
+    def nudged(self, cfg: QueueConfig) -> asyncio.Event:
+        return self._nudges.setdefault((cfg.account_id, cfg.id), asyncio.Event())
 
     def _head(self, cfg: QueueConfig) -> frozenset[str] | None:
         return self.acd.offerable(cfg.account_id, cfg.id, HEAD_READ)
@@ -274,8 +288,12 @@ class Hold:
                 )
             first_poll = False
             if offer is not None:
+                self.f.nudge(cfg)  # the head moved: the next caller may be offered now
                 await self._stop_moh()
-                rung = await self._ring(offer)
+                try:
+                    rung = await self._ring(offer)
+                finally:
+                    self.f.nudge(cfg)  # agents released (a miss, a wrap-up) or the head moved
                 if rung is not None:
                     return rung
                 continue
@@ -310,7 +328,12 @@ class Hold:
         watched.add(self._gone)
         if self.playing is not None and not self.playing.complete.done():
             watched.add(self.playing.complete)
-        await asyncio.wait(watched, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        nudged = asyncio.ensure_future(self.f.nudged(self.cfg).wait())
+        watched.add(nudged)
+        try:
+            await asyncio.wait(watched, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nudged.cancel()
         ended = self.playing is not None and self.playing.complete.done()
         if ended and time.monotonic() - self._moh_started < 1.0:  # a missing file: no busy loop
             self._moh_pause_until = asyncio.get_running_loop().time() + 1.0
