@@ -49,8 +49,10 @@ bench: venv
 	$(VENV)/bin/python -m bench.call_rate
 	$(VENV)/bin/python -m bench.ng_rate
 	$(VENV)/bin/python -m bench.admission_rate
+	$(VENV)/bin/python -m bench.acd_rate
 	$(VENV)/bin/python -m bench.cdr_rate
 	$(VENV)/bin/python -m bench.esl_sessions
+	$(VENV)/bin/python -m bench.callbacks
 
 clean:
 	-$(SIPIO) down --state-dir $(STATE_DIR)

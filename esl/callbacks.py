@@ -32,7 +32,7 @@ import json
 import math
 import time
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -128,6 +128,9 @@ class CallbackDialer:
         self.placed = 0  # originates sent (tests, figures)
         self._legs: dict[str, _Leg] = {}
         self._nudges: dict[tuple[str, str], asyncio.Event] = {}
+        self._queue_of: dict[str, str] = {}  # callback call id -> its queue (never changes)
+        self._moved = asyncio.Event()
+        self._moved_accounts: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         inbound.on_event = self._on_event
         inbound.subscription.events = list(dict.fromkeys([*inbound.subscription.events, *EVENTS]))
@@ -170,30 +173,71 @@ class CallbackDialer:
                 await self.scan()
             except Exception as exc:  # Redis down, a bad record: log, keep scanning
                 log.warning("esl.callbacks.scan_failed", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(self.policy.poll_sec)
+            # until the next full pass, rescan at once the accounts whose queues moved here
+            deadline = time.monotonic() + self.policy.poll_sec
+            while (left := deadline - time.monotonic()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._moved.wait(), left)
+                self._moved.clear()
+                accounts, self._moved_accounts = self._moved_accounts, set()
+                try:
+                    await self.scan(accounts)
+                except Exception as exc:
+                    log.warning("esl.callbacks.scan_failed", error=f"{type(exc).__name__}: {exc}")
 
-    async def scan(self) -> int:
-        """Claim every callback of every registered account that nobody drives; returns how
-        many this pass started."""
-        now = int(time.time() * 1000)
-        stale = now - int(
-            (self.policy.window_sec + self.policy.attempts * self.policy.retry_sec) * 1000
-        )
-        accounts = await self._redis(self.acd.redis.zrange, self.registry, 0, -1)
-        started = 0
-        for raw in accounts:
-            account = text(raw)
-            waiting, states = await self._redis(self._work, account)
-            if not waiting and not states:
-                await self._redis(_FORGET, self.acd.redis, [self.registry], [account, stale])
-                continue
-            free = [
-                c for c in dict.fromkeys([*waiting, *states]) if (account, c) not in self.driving
+    async def scan(self, accounts: Collection[str] | None = None) -> int:
+        """Claim the callbacks nobody drives whose turn it is (or that are out of the queue:
+        talking, due for a retry) in ``accounts`` (default: every registered one); returns
+        how many this pass started. Callbacks further back wait without a task: holding a
+        thousand costs a few round trips per pass, not a thousand polls."""
+        if accounts is None:
+            accounts = [
+                text(a) for a in await self._redis(self.acd.redis.zrange, self.registry, 0, -1)
             ]
-            for call_id in await self._redis(self._claim, account, free):
+        started = 0
+        for account in accounts:
+            for call_id in await self._redis(self._claimable, account):
                 self._spawn(account, call_id)
                 started += 1
         return started
+
+    def _claimable(self, account: str) -> list[str]:
+        """Claim the account's callbacks this dialer should drive now (a few round trips)."""
+        waiting, states = self._work(account)
+        if not waiting and not states:
+            stale = int(
+                (
+                    time.time()
+                    - self.policy.window_sec
+                    - self.policy.attempts * self.policy.retry_sec
+                )
+                * 1000
+            )
+            _FORGET(self.acd.redis, [self.registry], [account, stale])
+            return []
+        unknown = [c for c in waiting if c not in self._queue_of]
+        if unknown:
+            if len(self._queue_of) > 100_000:
+                self._queue_of.clear()
+            records = self.acd.redis.hmget(f"{self.acd.base(account)}:calls", unknown)
+            for call_id, raw in zip(unknown, records, strict=True):
+                if raw is not None:
+                    self._queue_of[call_id] = json.loads(raw)["q"]
+        heads = {
+            q: self.acd.offerable(account, q)
+            for q in {self._queue_of[c] for c in waiting if c in self._queue_of}
+        }
+
+        def its_turn(call_id: str) -> bool:
+            queue_id = self._queue_of.get(call_id)
+            if queue_id is None:
+                return False
+            head = heads[queue_id]
+            return head is None or call_id in head
+
+        turn = [c for c in waiting if its_turn(c)]
+        free = [c for c in dict.fromkeys([*states, *turn]) if (account, c) not in self.driving]
+        return self._claim(account, free)
 
     def _claim(self, account: str, call_ids: list[str]) -> list[str]:
         """The callbacks among ``call_ids`` this dialer now drives (one round trip)."""
@@ -273,9 +317,8 @@ class CallbackDialer:
                 continue
             turn = (account, caller.queue_id)
             heads = await self._redis(self.acd.offerable, account, caller.queue_id)
-            if heads is not None and call_id not in heads:  # not its turn yet
-                await self._pause(turn)
-                continue
+            if heads is not None and call_id not in heads:  # not its turn: a scan brings it back
+                return
             cfg, positions = await self._queue(account, caller.queue_id)
             offer = await self._acd(self.acd.offer, cfg, call_id, positions)
             if offer is None:
@@ -298,6 +341,8 @@ class CallbackDialer:
         nudge = self._nudges.pop(turn, None)
         if nudge is not None:
             nudge.set()
+        self._moved_accounts.add(turn[0])  # and look for the callbacks now at the head
+        self._moved.set()
 
     async def _attempt(self, cfg: QueueConfig, caller: Caller, offer: Offer) -> None:
         """Ring the offered agents; on an answer, bridge to the caller and see it through."""
