@@ -19,6 +19,7 @@ from control.api.crud import json_body
 from control.api.errors import Conflict, Forbidden, Invalid, NotFound, field_error
 from control.api.fields import Id, Text100, Tier
 from control.core import presence as core
+from control.core.acd import AcdError, QueueConfig
 from control.core.admission import parse_field
 from control.db import models as m
 from control.live.acd import AcdStore
@@ -251,3 +252,21 @@ def queue_live(queue_id: str) -> Response:
     if row is None or not principal.reaches(row.account_id):
         raise NotFound(f"no queue {queue_id!r}")
     return jsonify(_acd().live(row.account_id, row.id) | {"name": row.name})
+
+
+@bp.delete("/queues/<queue_id>/callbacks/<call_id>")
+def cancel_callback(queue_id: str, call_id: str) -> Response:
+    """Withdraw a courtesy callback that is waiting (in the queue, or for its next try): 204;
+    409 while the dialer is placing it; 404 when there is none."""
+    principal = require("agents")
+    _query(())
+    row = g.db.get(m.Queue, queue_id)
+    if row is None or not principal.reaches(row.account_id):
+        raise NotFound(f"no queue {queue_id!r}")
+    try:
+        cancelled = _acd().cancel_callback(QueueConfig(row.id, row.account_id), call_id)
+    except AcdError as exc:
+        raise Conflict(str(exc)) from None
+    if not cancelled:
+        raise NotFound(f"no pending callback {call_id!r} in queue {queue_id!r}")
+    return Response(status=204)

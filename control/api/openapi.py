@@ -372,3 +372,9 @@ def _live_paths(paths: dict[str, Any], c: _Components) -> None:
         "get": _op("Live queue: callers waiting and agents ringing", "agents",
                    {"200": _json(queue_live)}, parameters=[queue_id]),
     }  # fmt: skip
+    call_id = {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    paths["/v1/queues/{queue_id}/callbacks/{call_id}"] = {
+        "delete": _op("Withdraw a pending courtesy callback (409 while it is being placed)",
+                      "agents", {"204": {"description": "Withdrawn"}},
+                      parameters=[queue_id, call_id]),
+    }  # fmt: skip

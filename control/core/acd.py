@@ -47,6 +47,7 @@ LEAVE_EVENTS: dict[str, str] = {
     "route": "queue_leave",
     "callback": "queue_leave",
     "callback_expired": "queue_timeout",
+    "callback_cancelled": "queue_abandon",
 }
 
 
@@ -608,3 +609,13 @@ class Board:
         self.ranks[call_id] = view.size
         self._event("queue_callback_retry", caller, position=view.size + 1, attempt=attempts + 1)
         return True
+
+    def cancel_callback(self, cfg: QueueConfig, call_id: str) -> bool:
+        """A waiting callback is withdrawn (the caller called again, an operator); False when
+        there is none. Raises ``AcdError`` while agents ring for it: it is being placed."""
+        caller = self.callers.get(call_id)
+        if caller is None or caller.queue_id != cfg.id or not caller.callback:
+            return False
+        if caller.offering:
+            raise AcdError(f"callback {call_id} is being placed")
+        return self.leave(cfg, call_id, "callback_cancelled")

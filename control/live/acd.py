@@ -406,6 +406,21 @@ class AcdStore:
             lambda b: b.requeue_callback(cfg, call_id, dial, attempts, window),
         )
 
+    def cancel_callback(self, cfg: QueueConfig, call_id: str) -> bool:
+        """Withdraw a callback waiting in the queue, or one waiting for its next try; False
+        when there is none. ``AcdError`` while it is being placed or talked."""
+        if self._run(
+            cfg.account_id, [cfg.id], [call_id], lambda b: b.cancel_callback(cfg, call_id)
+        ):
+            return True
+        key = f"{self.base(cfg.account_id)}:cbstate"
+        raw = self.redis.hget(key, call_id)
+        if raw is None:
+            return False
+        if json.loads(raw).get("phase") != "retry":
+            raise AcdError(f"callback {call_id} is being placed")
+        return bool(self.redis.hdel(key, call_id))
+
     def callbacks(self, account_id: str) -> list[Caller]:
         """The account's callers waiting for a callback, longest waiting first."""
         k = self._keys(account_id)

@@ -339,6 +339,28 @@ def test_a_caller_not_reached_is_tried_again_then_given_up(
     assert leftovers(acd, account) == EMPTY
 
 
+def test_a_callback_withdrawn_between_two_tries_is_not_placed_again(
+    redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
+) -> None:
+    sc = scene(redis_url)
+    originator.agents["u_1"] = Phone()
+    originator.callers[NUMBER] = Phone(answer=False, delay=0.05)
+    policy = CallbackPolicy(**{**FAST.__dict__, "retry_sec": 1.0})
+
+    async def main() -> None:
+        async with dialer(sc.acd, sc.queues, fs, policy) as d:
+            await until(lambda: bool(results(trace, "cb-1")))
+            assert results(trace, "cb-1")[0]["retry"] is True
+            assert await asyncio.to_thread(sc.acd.cancel_callback, sc.cfg, "cb-1") is True
+            await asyncio.sleep(1.5)  # past the retry's due time
+            await until(lambda: not d.driving)
+
+    asyncio.run(main())
+    assert len(originator.originates) == 1
+    assert sc.acd.cancel_callback(sc.cfg, "cb-1") is False
+    assert leftovers(sc.acd, sc.account) == EMPTY
+
+
 def test_a_dialer_that_dies_mid_call_is_replaced(
     redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
 ) -> None:

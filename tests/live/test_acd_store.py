@@ -536,6 +536,21 @@ def test_queue_live_api_is_tenant_scoped(tmp_path: Path, own_redis: OwnRedis) ->
     assert live["callers"][1]["position"] == 2 and live["longestWaitMs"] >= 0
     assert [c["callback"] for c in live["callers"]] == [False, True]
     assert "4930123456" not in json.dumps(live)
+    # withdrawing it: not from another tenant, not a live caller, once
+    cancel = f"/v1/queues/{row['id']}/callbacks/c2"
+    assert http.delete(cancel, headers={"x-api-key": b_key}).status_code == 404
+    assert http.delete(f"/v1/queues/{row['id']}/callbacks/c1",
+                       headers={"x-api-key": a_key}).status_code == 404  # fmt: skip
+    assert store.callback(cfg, "c1", "number:+4930123457", 600) is not None
+    assert store.offer(cfg, "c1") is not None  # the dialer rings an agent for it
+    busy = http.delete(f"/v1/queues/{row['id']}/callbacks/c1", headers={"x-api-key": a_key})
+    assert busy.status_code == 409 and busy.mimetype == "application/problem+json"
+    assert http.delete(cancel, headers={"x-api-key": a_key}).status_code == 204
+    assert http.delete(cancel, headers={"x-api-key": a_key}).status_code == 404
+    gone = [e for e in store.events(accounts[0]) if e["call_id"] == "c2"]
+    assert (gone[-1]["type"], gone[-1]["reason"]) == ("queue_abandon", "callback_cancelled")
+    status, live = call(f"/v1/queues/{row['id']}/live", a_key)
+    assert [c["callId"] for c in live["callers"]] == ["c1"]
     for path, k in ((f"/v1/queues/{row['id']}/live", b_key), ("/v1/queues/q_nope/live", a_key)):
         response = http.get(path, headers={"x-api-key": k})
         assert response.status_code == 404 and response.mimetype == "application/problem+json"
