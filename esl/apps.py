@@ -28,6 +28,9 @@ BUSY = ("USER_BUSY", "BUSY")
 HOUR = 3600.0
 
 
+DEFAULT_LANGUAGE = "en-US"  # system prompts when neither the call nor the queue names one
+
+
 @dataclass(frozen=True)
 class MediaConfig:
     """Where prompts live and how FreeSWITCH reaches the rest of the platform."""
@@ -151,7 +154,7 @@ def _prompt(
     if "media" in prompt:
         return f"{cfg.media_root}/{account_id}/{_id(prompt['media'], 'media id')}.wav"
     if "system" in prompt:
-        language = _id(args.get("language") or "en-US", "language")
+        language = _id(args.get("language") or DEFAULT_LANGUAGE, "language")
         return f"{cfg.media_root}/system/{language}/{_id(prompt['system'], 'prompt')}.wav"
     if "text" in prompt:
         return "say:" + clean_text(prompt["text"]).replace("!", ".")

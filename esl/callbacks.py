@@ -42,7 +42,7 @@ from control.core.acd import AcdError, Caller, NotOffered, Offer, QueueConfig
 from control.core.presence import PresenceError
 from control.live.acd import AcdConflict, AcdStore
 from control.live.client import Lua, text
-from esl import apps
+from esl import agent_legs, apps
 from esl.apps import MediaConfig
 from esl.connection import EslError
 from esl.inbound import ResilientInbound, Subscription
@@ -415,16 +415,10 @@ class CallbackDialer:
         kind, _, number = dial.partition(":")
         if kind not in ("number", "extension") or not apps.SAFE_ID.match(number.lstrip("+")):
             raise AcdError(f"callback {caller.call_id}: not a callable target")
-        agent_legs = []
-        for leg, user in legs.items():
-            apps._id(user, "agent id")
-            options = [
-                f"sip_h_X-Sipio-Account={account}", f"sip_h_X-Sipio-Dial=user:{user}",
-                f"sip_h_X-Sipio-Queue={cfg.id}", f"origination_uuid={leg}", f"leg_timeout={ring}",
-            ]  # fmt: skip
-            agent_legs.append(
-                f"[{','.join(options)}]sofia/{media.sofia_profile}/{user}@{media.proxy}"
-            )
+        language = cfg.language or apps.DEFAULT_LANGUAGE  # no call, no account language here
+        rung = [
+            agent_legs.leg(cfg, user, leg, ring, language, media) for leg, user in legs.items()
+        ]
         common = (
             f"{{ignore_early_media=true,originate_timeout={ring},"
             f"origination_caller_id_number={number},origination_caller_id_name=Callback,"
@@ -435,7 +429,7 @@ class CallbackDialer:
             f"sip_h_X-Sipio-Queue={cfg.id},call_timeout={self.policy.caller_ring_sec}}}"
             f"sofia/{media.sofia_profile}/{number}@{media.proxy}"
         )
-        return f"{common}{','.join(agent_legs)} &bridge({to_caller})"
+        return f"{common}{','.join(rung)} &bridge({to_caller})"
 
     async def _talk(self, cfg: QueueConfig, call_id: str, state: dict[str, Any], leg: _Leg) -> None:
         """Until the agent's leg hangs up; then wrap-up, and the try's outcome."""

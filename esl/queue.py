@@ -52,7 +52,7 @@ from control.core.routing.media_dial import callback_dial
 from control.live.acd import AcdConflict, AcdStore
 from control.secrets import SecretStore, default_store
 from control.secrets.errors import SecretStoreError
-from esl import apps
+from esl import agent_legs, apps
 from esl.callbacks import CallbackPolicy
 from esl.client import Execution
 from esl.connection import CommandError, EslError
@@ -430,17 +430,10 @@ class Hold:
         music as ringback; after the answer FreeSWITCH leaves the media path
         (``bypass_media_after_bridge``, set on the caller's leg with the hold variables)."""
         ctx, media = self.ctx, self.media
-        legs = []
-        for user in users:
-            apps._id(user, "agent id")
-            options = [
-                f"sip_h_X-Sipio-Account={ctx.account_id}",
-                f"sip_h_X-Sipio-Dial=user:{user}",
-                f"sip_h_X-Sipio-Queue={self.cfg.id}",
-                f"origination_uuid={leg_uuid(ctx.uuid, user)}",
-                f"leg_timeout={ring}",
-            ]
-            legs.append(f"[{','.join(options)}]sofia/{media.sofia_profile}/{user}@{media.proxy}")
+        legs = [
+            agent_legs.leg(self.cfg, user, leg_uuid(ctx.uuid, user), ring, self.language, media)
+            for user in users
+        ]
         common = f"{{call_timeout={ring},ignore_early_media=true,hangup_after_bridge=false}}"
         return common + ",".join(legs)
 

@@ -199,6 +199,8 @@ class QueueIn(Body):
     closed_dest_id: Id | None = None
     holiday_dest_kind: DestKindName | None = None
     holiday_dest_id: Id | None = None
+    agent_whisper: Flag = 0
+    agent_confirm: Flag = 0
 
 
 class AgentQueueAssignmentIn(Body):

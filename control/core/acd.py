@@ -51,6 +51,9 @@ LEAVE_EVENTS: dict[str, str] = {
 }
 
 
+ANSWER_ALLOWANCE_SEC = 10  # whisper and confirmation key, once the agent answered
+
+
 class AcdError(Exception):
     """A call or agent is not where the operation needs it."""
 
@@ -95,6 +98,15 @@ class QueueConfig:
     max_queued: int | None = None
     ewt_threshold_sec: int | None = None
     ewt_aht_sec: int | None = None
+    agent_whisper: bool = False  # the agent hears the queue's whisper prompt on answering
+    agent_confirm: bool = False  # the agent must press 1 to take the call (else: a miss)
+
+    @property
+    def lease_sec(self) -> int:
+        """How long an offer holds its agents: the ring, plus the answer-time prompt and key
+        when the queue has them (the agent is answering, not missing, meanwhile)."""
+        extra = ANSWER_ALLOWANCE_SEC if self.agent_whisper or self.agent_confirm else 0
+        return self.agent_ring_timeout_sec + extra
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any] | Any) -> QueueConfig:
@@ -107,6 +119,8 @@ class QueueConfig:
                 values[f.name] = value
         values["id"], values["account_id"] = get("id"), get("account_id")
         values["announce_position"] = bool(values.get("announce_position", True))
+        for flag in ("agent_whisper", "agent_confirm"):
+            values[flag] = bool(values.get(flag, False))
         strategy_of(values.get("strategy", "longest_idle"))
         return cls(**values)
 
@@ -468,7 +482,7 @@ class Board:
             self.rotation_changed.add(cfg.id)
         for uid in chosen:
             self._drive(uid, p.Offer(call_id, cfg.id))
-        lease = self.now + cfg.agent_ring_timeout_sec * 1000
+        lease = self.now + cfg.lease_sec * 1000
         self._put(replace(caller, offering=chosen, lease_until=lease))
         self._event("queue_offer", caller, agent_ids=list(chosen), lease_until=lease)
         return Offer(call_id, cfg.id, chosen, lease)

@@ -266,6 +266,8 @@ class Queue(Owned, Base):
     closed_dest_id: Mapped[str | None] = mapped_column(String(40))
     holiday_dest_kind: Mapped[str | None] = mapped_column(String(16))
     holiday_dest_id: Mapped[str | None] = mapped_column(String(40))
+    agent_whisper: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    agent_confirm: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
 
 
 class AgentQueueAssignment(Owned, Base):

@@ -254,6 +254,26 @@ def test_dialer_calls_back_when_an_agent_is_free(
     assert leftovers(acd, account) == EMPTY
 
 
+def test_a_callback_agent_confirms_like_a_live_callers(
+    redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
+) -> None:
+    sc = scene(redis_url, agent_confirm=1)
+    originator.agents["u_1"] = Phone()
+    originator.callers[NUMBER] = Phone(talk=0.1)
+
+    async def main() -> None:
+        async with dialer(sc.acd, sc.queues, fs) as d:
+            await until(lambda: bool(results(trace, "cb-1")) and not d.driving)
+
+    asyncio.run(main())
+    (command,) = originator.originates
+    prompt = "/var/lib/sipio/media/system/en-US/confirm-accept.wav"
+    assert f"group_confirm_file={prompt},group_confirm_key=1," in command
+    assert command.index("group_confirm_key") < command.index(" &bridge(")  # the agent's leg
+    offer = next(e for e in of(trace, "cb-1") if e["type"] == "queue_offer")
+    assert offer["lease_until"] - offer["ts"] == 12_000  # ring 2 s + 10 s to confirm
+
+
 def test_the_callback_is_served_before_later_callers(
     redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
 ) -> None:

@@ -149,6 +149,58 @@ def test_instant_connect_bridges_a_ready_agent_without_hold(redis_url: str, trac
     assert ctl.acd.live(account, "q_1")["readyAgents"] == 1
 
 
+@pytest.mark.parametrize(
+    ("whisper", "confirm"), [(1, 0), (0, 1), (1, 1)], ids=["whisper", "confirm", "both"]
+)
+def test_agent_answer_time_whisper_and_confirmation(
+    redis_url: str, whisper: int, confirm: int
+) -> None:
+    """SPEC 7.2 / 14: the agent's leg carries the answer-time prompts (``whisper-queue``,
+    ``confirm-accept`` + key 1) for FreeSWITCH to play before bridging; the offer's lease
+    covers them."""
+    account = new_account()
+    queues = setup(account, ("u_1",), agent_whisper=whisper, agent_confirm=confirm,
+                   language="de-DE")  # fmt: skip
+    offered: list[int] = []
+
+    async def main() -> CallRecord:
+        async with controller(redis_url, queues, static(account)) as ctl:
+            seat(ctl.acd, account, "u_1")
+            original = ctl.acd.offer
+
+            def offer(*args: Any) -> Any:
+                made = original(*args)
+                if made is not None:
+                    offered.append(made.lease_until)
+                return made
+
+            ctl.acd.offer = offer  # type: ignore[method-assign]
+            began = int(time.time() * 1000)
+            call = await FreeSwitchPeer().call(
+                [ctl.address], sipio_headers(account, "queue:q_1"), phones(first)
+            )
+            offered[:] = [lease - began for lease in offered]
+            return call
+
+    call = asyncio.run(main())
+    dial = dict(call.apps)["bridge"]
+    system = "/var/lib/sipio/media/system/de-DE"
+    if confirm:
+        files = f"{system}/confirm-accept.wav"
+        if whisper:
+            files = f"file_string://{system}/whisper-queue.wav!{files}"
+        assert f"group_confirm_file={files},group_confirm_key=1," in dial
+        assert "group_confirm_read_timeout=5000" in dial
+    else:
+        assert (
+            f"group_confirm_key=exec,group_confirm_file=playback {system}/whisper-queue.wav]"
+            in dial
+        )
+    assert call.bridged == ["u_1"]
+    (lease,) = offered
+    assert 11_000 <= lease <= 12_500  # ring 2 s + 10 s for the prompts and the key
+
+
 def test_caller_holds_until_an_agent_becomes_ready(redis_url: str, trace: Watch) -> None:
     """The agent is logged in but not ready: the caller hears MOH and a position
     announcement; when the agent goes available, the MOH is broken and the agent rung."""

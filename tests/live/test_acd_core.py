@@ -287,3 +287,13 @@ def test_an_expired_callback_times_out_with_its_reason() -> None:
     b = board(callers=(cb,))
     assert b.sweep() == 1
     assert (b.events[-1]["type"], b.events[-1]["reason"]) == ("queue_timeout", "callback_expired")
+
+
+def test_answer_time_prompts_lengthen_the_offer_lease() -> None:
+    plain = cfg(agent_ring_timeout_sec=15)
+    confirming = QueueConfig.from_row({"id": "q_1", "account_id": "acc_1",
+                                       "agent_ring_timeout_sec": 15, "agent_confirm": 1})  # fmt: skip
+    assert (plain.lease_sec, confirming.lease_sec, confirming.agent_confirm) == (15, 25, True)
+    b = board(ready("us_1"), callers=(waiting_caller("c1"),))
+    offer = b.offer(confirming, "c1")
+    assert offer is not None and offer.lease_until == NOW + 25_000

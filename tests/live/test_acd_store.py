@@ -518,6 +518,12 @@ def test_queue_live_api_is_tenant_scoped(tmp_path: Path, own_redis: OwnRedis) ->
     a_key, b_key = key(accounts[0], ["*"]), key(accounts[1], ["*"])
     status, row = call("/v1/queues", a_key, "POST", {"name": "sales"})
     assert status == 201
+    assert (row["agent_whisper"], row["agent_confirm"]) == (0, 0)
+    status, confirming = call("/v1/queues", a_key, "POST",
+                              {"name": "support", "agent_whisper": 1, "agent_confirm": 1})  # fmt: skip
+    assert status == 201 and (confirming["agent_whisper"], confirming["agent_confirm"]) == (1, 1)
+    status, problem = call("/v1/queues", a_key, "POST", {"name": "x", "agent_confirm": 2})
+    assert status == 422, problem
     agent = call("/v1/sip_users", a_key, "POST", {"username": "200", "is_agent": 1})[1]
     store = AcdStore(redis.Redis.from_url(own_redis.url))
     seat(store, agent["id"], (row["id"], 1), account=accounts[0])
