@@ -416,9 +416,7 @@ class CallbackDialer:
         if kind not in ("number", "extension") or not apps.SAFE_ID.match(number.lstrip("+")):
             raise AcdError(f"callback {caller.call_id}: not a callable target")
         language = cfg.language or apps.DEFAULT_LANGUAGE  # no call, no account language here
-        rung = [
-            agent_legs.leg(cfg, user, leg, ring, language, media) for leg, user in legs.items()
-        ]
+        rung = [agent_legs.leg(cfg, user, leg, ring, language, media) for leg, user in legs.items()]
         common = (
             f"{{ignore_early_media=true,originate_timeout={ring},"
             f"origination_caller_id_number={number},origination_caller_id_name=Callback,"
