@@ -94,6 +94,15 @@ def leg_uuid(call_id: str, attempt: int, user_id: str) -> str:
     return str(uuidlib.uuid5(LEG_NAMESPACE, f"{call_id}/{attempt}/{user_id}"))
 
 
+def callable_target(dial: str | None) -> tuple[str, str] | None:
+    """(kind, number) of what a callback dials (``number:+…`` / ``extension:…``), or None
+    for anything that must not reach a dial string."""
+    kind, _, number = (dial or "").partition(":")
+    if kind not in ("number", "extension") or not apps.SAFE_ID.match(number.lstrip("+")):
+        return None
+    return kind, number
+
+
 @dataclass
 class _Leg:
     """What the inbound socket told us of one agent leg."""
@@ -312,6 +321,11 @@ class CallbackDialer:
             caller = await self._redis(self._caller, account, call_id)
             if caller is None or caller.callback is None:
                 return  # served, expired or cancelled meanwhile
+            if callable_target(caller.callback) is None:  # never ring an agent for it
+                cfg, _ = await self._queue(account, caller.queue_id)
+                await self._acd(self.acd.leave, cfg, call_id, "callback_cancelled")
+                log.warning("esl.callbacks.uncallable", account_id=account, call_id=call_id)
+                return
             if not self.inbound.connected:  # no agent is rung for a call we cannot place
                 await asyncio.sleep(self.policy.poll_sec)
                 continue
@@ -411,10 +425,10 @@ class CallbackDialer:
         Kamailio at once (ring_all) or alone; the caller is dialled only after one answers.
         FreeSWITCH leaves the media path once the two are bridged, as for a live caller."""
         media, account = self.media, cfg.account_id
-        dial = caller.callback or ""
-        kind, _, number = dial.partition(":")
-        if kind not in ("number", "extension") or not apps.SAFE_ID.match(number.lstrip("+")):
+        target = callable_target(caller.callback)
+        if target is None:
             raise AcdError(f"callback {caller.call_id}: not a callable target")
+        kind, number = target
         language = cfg.language or apps.DEFAULT_LANGUAGE  # no call, no account language here
         rung = [agent_legs.leg(cfg, user, leg, ring, language, media) for leg, user in legs.items()]
         common = (

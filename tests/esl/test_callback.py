@@ -439,6 +439,27 @@ def test_two_dialers_place_each_callback_once(
     assert leftovers(acd, account) == EMPTY
 
 
+def test_an_uncallable_callback_is_dropped_without_ringing_anyone(
+    redis_url: str, fs: InboundFreeSwitch, originator: Originator, trace: Watch
+) -> None:
+    """A record whose target would not make a safe dial string (written by something else
+    than the queue runner) is withdrawn; no agent is offered it, none collects a miss."""
+    sc = scene(redis_url, callbacks=())
+    assert sc.acd.join(sc.cfg, "cb-bad").exit is None
+    assert sc.acd.callback(sc.cfg, "cb-bad", "number:+49 30,x}&park()", 60) is not None
+
+    async def main() -> None:
+        async with dialer(sc.acd, sc.queues, fs) as d:
+            await until(lambda: not sc.acd.callbacks(sc.account) and not d.driving)
+
+    asyncio.run(main())
+    assert originator.originates == []
+    assert agent(sc.acd, sc.account, "u_1") == ("available", "waiting", None, 0)
+    gone = next(e for e in of(trace, "cb-bad") if e["type"] == "queue_abandon")
+    assert gone["reason"] == "callback_cancelled"
+    assert leftovers(sc.acd, sc.account) == EMPTY
+
+
 def test_freeswitch_unreachable_rings_no_agent(redis_url: str, trace: Watch) -> None:
     """Without FreeSWITCH the callback waits: no agent is offered a call that cannot be
     placed (no miss counted against them)."""
