@@ -59,7 +59,9 @@ def live_calls(rpc: KamailioRpc) -> dict[str, str | None]:
 def reconcile_once(rpc: KamailioRpc, store: AdmissionStore, grace: float = 5.0) -> Report:
     live = live_calls(rpc)
     adopt = {call_id: token for call_id, token in live.items() if token}
-    return reconcile(store, set(live), grace=grace, adopt=adopt)
+    return reconcile(
+        store, set(live), grace=grace, adopt=adopt, still_live=lambda: set(live_calls(rpc))
+    )
 
 
 def run(rpc: KamailioRpc, store: AdmissionStore, every: float, grace: float) -> Iterator[Report]:

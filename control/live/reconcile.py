@@ -17,7 +17,7 @@ counters again, without a limit check: a call that is up is never affected.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from control.core.admission import decode_held
@@ -61,8 +61,13 @@ def reconcile(
     grace: float = 5.0,
     adopt: Mapping[str, str] | None = None,
     accounts: Iterable[str] | None = None,
+    still_live: Callable[[], Collection[str]] | None = None,
 ) -> Report:
-    """One pass over ``accounts`` (default: every account with admission state in Redis)."""
+    """One pass over ``accounts`` (default: every account with admission state in Redis).
+
+    ``still_live`` reads the live calls again once adoption is done: a call that ended
+    between ``live`` and its adoption has already released what it held, and adopting it
+    would count it again until the next pass; it is given back at once."""
     redis = store.redis
     sec, usec = redis.time()
     now_ms = int(sec) * 1000 + int(usec) // 1000
@@ -103,6 +108,15 @@ def reconcile(
         pipe.execute()
         if not repair.changed and not repair.refreshed:
             del report.accounts[account]
+    adopted = [c for repair in report.accounts.values() for c in repair.adopted]
+    if adopted and still_live is not None:
+        now_live = set(still_live())
+        for call_id in adopted:
+            if call_id not in now_live and store.release(call_id):
+                for repair in report.accounts.values():
+                    if call_id in repair.adopted:
+                        repair.adopted.remove(call_id)
+                        repair.released.append(call_id)
     return report
 
 

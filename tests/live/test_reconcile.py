@@ -83,6 +83,23 @@ def test_live_call_unknown_to_redis_is_adopted_from_its_token(
     assert store.live("acc_a").counters == {}
 
 
+def test_a_call_that_ends_while_being_adopted_is_not_counted_again(
+    store: AdmissionStore, book: LimitBook
+) -> None:
+    """``live`` was read while the call was up; it ended (and released) before the adoption:
+    the second read finds it gone and its counters are given back at once."""
+    token = store.admit(CallFacts("brief", "acc_a", in_trunk_id="tr_a"), book).token
+    admit(store, book, "stays")
+    stays = store.admit(CallFacts("stays", "acc_a", in_trunk_id="tr_a"), book).token
+    assert store.release("brief")  # the BYE, between dlg.list and the adoption
+    store.clear("acc_a")  # and Redis forgot "stays" too: both look adoptable
+    report = reconcile(store, live={"brief", "stays"}, adopt={"brief": token, "stays": stays},
+                       grace=0, still_live=lambda: {"stays"})  # fmt: skip
+    repair = report.accounts["acc_a"]
+    assert (repair.adopted, repair.released) == (["stays"], ["brief"])
+    assert store.live("acc_a").counters == {"in": 1, "t:tr_a": 1, "u:us_r": 1}
+
+
 def test_reconcile_keeps_long_calls_alive_past_their_ttl(
     redis_client: redis.Redis, prefix: str, book: LimitBook
 ) -> None:
