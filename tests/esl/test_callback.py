@@ -140,8 +140,14 @@ def results(watch: Watch, call_id: str) -> list[dict[str, Any]]:
 
 
 def leftovers(acd: AcdStore, account: str) -> dict[str, Any]:
+    """What is left of the account's callbacks. A dialer stopped in the middle of a scan may
+    leave a claim it just took (on a callback that was served meanwhile): claims expire, so
+    they are given ``claim_sec`` to go; everything else must already be gone."""
     base = acd.base(account)
     r = acd.redis
+    deadline = time.monotonic() + FAST.claim_sec + 0.5
+    while list(r.scan_iter(f"{base}:cbclaim:*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return {
         "cb": r.zrange(f"{base}:cb", 0, -1),
         "state": r.hkeys(f"{base}:cbstate"),
