@@ -12,10 +12,8 @@ shape as an ACD decision with a single agent) and a plain GET round trip.
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
-from bench.common import per_second, start_one
+from bench.common import own_redis, per_second
 from control.core.acd import QueueConfig
 from control.core.presence import (
     Available,
@@ -29,10 +27,6 @@ from control.core.presence import (
 )
 from control.live.acd import AcdStore
 from control.live.client import worker_redis
-from control.settings import Settings
-from control.stack.components import RedisServer
-from control.stack.ports import free_port
-from control.stack.process import stop
 
 ACC = "acc_bench"
 QUEUE = QueueConfig("q_bench", ACC, wrap_up_sec=0)
@@ -43,13 +37,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--agents", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(state_dir=Path(tmp) / "stack", redis_port=free_port(udp=False))
-        record = start_one(RedisServer(settings))
-        try:
-            run(settings.redis_url, args.calls, args.agents)
-        finally:
-            stop(record)
+    with own_redis() as url:
+        run(url, args.calls, args.agents)
 
 
 def run(url: str, calls: int, agents: int) -> None:

@@ -17,20 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
-from bench.common import start_one
+from bench.common import own_redis
 from control.core.acd import QueueConfig
 from control.core.presence import Login, Membership, Profile, Register, Seat
 from control.live.acd import AcdStore
 from control.live.client import worker_redis
-from control.settings import Settings
-from control.stack.components import RedisServer
-from control.stack.ports import free_port
-from control.stack.process import stop
 from esl.apps import MediaConfig
 from esl.callbacks import CallbackDialer, CallbackPolicy
 from esl.inbound import InboundClient
@@ -49,15 +43,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--agents", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(state_dir=Path(tmp) / "stack", redis_port=free_port(udp=False))
-        record = start_one(RedisServer(settings))
-        originator = Originator()
-        try:
-            with InboundFreeSwitch(originator=originator).running() as fs:
-                asyncio.run(run(settings.redis_url, fs, originator, args))
-        finally:
-            stop(record)
+    originator = Originator()
+    with own_redis() as url, InboundFreeSwitch(originator=originator).running() as fs:
+        asyncio.run(run(url, fs, originator, args))
 
 
 def queue_of(account: str, users: list[str]) -> tuple[QueueConfig, QueueSetup]:

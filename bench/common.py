@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
-from control.stack.components import Component
+from control.settings import Settings
+from control.stack.components import Component, RedisServer
+from control.stack.ports import free_port
 from control.stack.process import ProcessRecord, spawn, stop
 from control.stack.supervisor import StackError, wait_healthy
 
@@ -25,6 +30,18 @@ def start_one(
         stop(record)
         raise
     return record
+
+
+@contextmanager
+def own_redis() -> Iterator[str]:
+    """A redis-server of the benchmark's own on a free loopback port; yields its URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(state_dir=Path(tmp) / "stack", redis_port=free_port(udp=False))
+        record = start_one(RedisServer(settings))
+        try:
+            yield settings.redis_url
+        finally:
+            stop(record)
 
 
 def per_second(count: int, action: Callable[[int], object]) -> tuple[float, float]:
